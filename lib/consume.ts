@@ -1,0 +1,101 @@
+/**
+ * consume(): a pool of `concurrency` workers, each popping a message, running the handler and
+ * settling it: resolve → ack, throw → nack with backoff (a dead letter after maxAttempts).
+ * While a handler runs its lease is extended every leaseMs/3, so long work keeps its message.
+ */
+import type { Message } from './message.js';
+import { checkInteger, invalid } from './options.js';
+import type { PopOptions } from './receiver.js';
+
+export type Handler<T> = (message: Message<T>) => unknown;
+
+export interface ConsumeOptions {
+  /** Handlers running at once. @default 1 */
+  concurrency?: number;
+  /** Aborting it closes the consumer, as close() does. */
+  signal?: AbortSignal;
+  /**
+   * Called with errors that are not the handler's own: a lease lost while the handler ran, an
+   * ack or nack that failed, an I/O error while popping. @default process.emitWarning
+   */
+  onError?: (error: Error, message?: Message<unknown>) => void;
+}
+
+export class Consumer<T> {
+  readonly #stop = new AbortController();
+  readonly #workers: Promise<void>[];
+  #closing: Promise<void> | null = null;
+  readonly #onError: (error: Error, message?: Message<unknown>) => void;
+
+  /** @internal */
+  constructor(
+    private readonly pop: (options: PopOptions) => Promise<Message<T> | null>,
+    private readonly handler: Handler<T>,
+    private readonly leaseMs: number,
+    options: ConsumeOptions,
+  ) {
+    if (typeof handler !== 'function') throw invalid('handler', 'a function', handler);
+    const concurrency = checkInteger('concurrency', options.concurrency ?? 1, 1, 10_000);
+    if (options.onError !== undefined && typeof options.onError !== 'function') throw invalid('onError', 'a function', options.onError);
+    this.#onError = options.onError ?? ((error) => process.emitWarning(error));
+    const { signal } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal', 'an AbortSignal', signal);
+    if (signal?.aborted) this.#stop.abort();
+    signal?.addEventListener('abort', () => void this.close(), { once: true });
+    this.#workers = Array.from({ length: concurrency }, () => this.#work());
+  }
+
+  /** Stops taking messages and resolves once every running handler has settled. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#stop.abort();
+      await Promise.all(this.#workers);
+    })();
+    return this.#closing;
+  }
+
+  async #work(): Promise<void> {
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      let message: Message<T> | null;
+      try {
+        message = await this.pop({ signal });
+      } catch (error) {
+        if (signal.aborted) return;
+        if ((error as { code?: string }).code === 'ECLOSED') return;
+        this.#onError(error as Error);
+        await new Promise((r) => setTimeout(r, 100)); // an I/O error: do not spin
+        continue;
+      }
+      if (message === null) return; // the queue was closed
+      await this.#handle(message);
+    }
+  }
+
+  async #handle(message: Message<T>): Promise<void> {
+    const keepAlive = setInterval(
+      () => {
+        message.extend(this.leaseMs).catch((error) => {
+          clearInterval(keepAlive);
+          this.#onError(error, message as Message<unknown>);
+        });
+      },
+      Math.max(1, Math.floor(this.leaseMs / 3)),
+    );
+    keepAlive.unref();
+    let failure: unknown = null;
+    try {
+      await this.handler(message);
+    } catch (error) {
+      failure = error ?? new Error('handler threw a nullish value');
+    } finally {
+      clearInterval(keepAlive);
+    }
+    try {
+      if (failure === null) await message.ack();
+      else await message.nack({ reason: `handler threw: ${(failure as Error)?.message ?? String(failure)}` });
+    } catch (error) {
+      this.#onError(error as Error, message as Message<unknown>);
+    }
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Dead letters of a group: messages that ran out of attempts, and quarantined files (bad
+ * names, bad length or CRC, symlinks, directories, oversized files). Each is kept, never
+ * silently dropped: `dead/<name>` plus `dead/<name>.why`, a JSON reason.
+ *
+ * The file is moved first and the reason written after, so a race between two consumers
+ * quarantining the same file leaves no orphan reason; a crash between the two steps leaves
+ * a dead letter whose reason reads "unknown".
+ */
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FILE_MODE, openNoFollow, unlinkIfPresent } from './durable-fs.js';
+import { isErrno } from './errors.js';
+import { checkHeader, HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from './message-file.js';
+import { parseReady } from './names.js';
+
+export type DeadCode =
+  /** nack() when the last attempt failed. */
+  | 'max-attempts'
+  /** The lease of the last attempt expired. */
+  | 'lease-expired'
+  /** The file is not a valid message (length, CRC, magic, not a regular file, symlink). */
+  | 'corrupt'
+  /** The file is larger than maxMessageBytes allows; it was not read. */
+  | 'too-large'
+  /** The name is not a spoolq name. */
+  | 'bad-name';
+
+export interface DeadReason {
+  code: DeadCode;
+  reason: string;
+  at: number;
+  /** For quarantined strangers: the name the file had. */
+  originalName?: string;
+}
+
+export interface DeadLetter {
+  /** The message id, or for a file without a valid name, the dead entry's name. */
+  id: string;
+  /** Why it is here, in words. */
+  reason: string;
+  code: DeadCode | 'unknown';
+  /** Deliveries made before it died (0 when unknown). */
+  attempts: number;
+  /** When it was first pushed, or null when the file cannot be read. */
+  enqueuedAt: number | null;
+  priority: number | null;
+  /** When it became a dead letter, or null when unknown. */
+  deadAt: number | null;
+  /** The file name inside the group's dead/ directory. */
+  file: string;
+}
+
+const WHY = '.why';
+
+/** Moves `from` into `deadDir` with a reason. Returns false if another process moved it first. */
+export async function moveToDead(from: string, deadDir: string, deadName: string | null, why: Omit<DeadReason, 'at'>): Promise<boolean> {
+  const name = deadName ?? `bad-${randomBytes(6).toString('hex')}`;
+  const target = join(deadDir, name);
+  try {
+    await rename(from, target);
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return false;
+    throw error;
+  }
+  const reason: DeadReason = { ...why, at: Date.now() };
+  await writeFile(`${target}${WHY}`, JSON.stringify(reason), { mode: FILE_MODE }).catch(() => {});
+  return true;
+}
+
+export async function listDeadLetters(deadDir: string): Promise<DeadLetter[]> {
+  const names = (await readdir(deadDir)).filter((n) => !n.endsWith(WHY) && !n.startsWith('.')).sort();
+  const letters: DeadLetter[] = [];
+  for (const file of names) {
+    const why = await readReason(join(deadDir, file));
+    const ready = parseReady(file);
+    letters.push({
+      id: ready?.id ?? file,
+      reason: why?.reason ?? 'unknown (the reason was not recorded)',
+      code: why?.code ?? 'unknown',
+      attempts: ready?.attempt ?? 0,
+      enqueuedAt: await readEnqueuedAt(join(deadDir, file)),
+      priority: ready?.priority ?? null,
+      deadAt: why?.at ?? null,
+      file,
+    });
+  }
+  return letters;
+}
+
+/** Removes a dead letter's reason file (after the letter itself moved or was removed). */
+export async function removeReason(deadPath: string): Promise<void> {
+  await unlinkIfPresent(`${deadPath}${WHY}`).catch(() => {});
+}
+
+async function readReason(deadPath: string): Promise<DeadReason | null> {
+  try {
+    return JSON.parse(await readFile(`${deadPath}${WHY}`, 'utf8')) as DeadReason;
+  } catch {
+    return null;
+  }
+}
+
+/** Reads just the attributes of a dead file for its enqueue time; null if it is not readable. */
+async function readEnqueuedAt(path: string): Promise<number | null> {
+  let handle: Awaited<ReturnType<typeof openNoFollow>> | undefined;
+  try {
+    handle = await openNoFollow(path);
+    const { size } = await handle.stat();
+    const head = Buffer.alloc(Math.min(size, HEADER_BYTES + MAX_ATTRIBUTE_BYTES));
+    await handle.read(head, 0, head.length, 0);
+    const { attrsLength } = checkHeader(head, size);
+    const attrs = JSON.parse(head.toString('utf8', HEADER_BYTES, HEADER_BYTES + attrsLength));
+    return typeof attrs.enqueuedAt === 'number' ? attrs.enqueuedAt : null;
+  } catch {
+    return null;
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Wake-up signals between processes. Watch events are hints; the directory is the truth.
+ *
+ * Each group has a small `doorbell/` directory. A producer owns one file in it and, after each
+ * commit, renames that file to a fresh name. chokidar (the watch layer) keeps one inotify watch
+ * per file and re-reads the whole watched directory on each event, so it must never watch the
+ * backlog: the doorbell holds at most one file per live producer, an O(1) path set.
+ *
+ * Why a fresh name per ring: chokidar drops repeated `change` events on one path within 50 ms
+ * with no trailing event, but a directory re-read that finds a name it has not seen always
+ * emits `add`, and a ring during a re-read schedules a trailing re-read. `atomic: false` keeps
+ * chokidar from folding the rename's unlink+add into a throttled `change`.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type FSWatcher, watch } from 'chokidar';
+import { FILE_MODE } from './durable-fs.js';
+import { isErrno } from './errors.js';
+
+/** Rings doorbells: one file per producer handle and group, renamed per ring. */
+export class DoorbellRinger {
+  readonly #owner = randomBytes(6).toString('hex');
+  #seq = 0;
+  readonly #current = new Map<string, string>();
+
+  /** Rings the doorbell directory `dir`. Failures are ignored: the reconciliation scan covers them. */
+  async ring(dir: string): Promise<void> {
+    const next = join(dir, `${this.#owner}-${(this.#seq++).toString(36)}`);
+    const current = this.#current.get(dir);
+    this.#current.set(dir, next);
+    try {
+      if (current) {
+        try {
+          await rename(current, next);
+          return;
+        } catch (error) {
+          if (!isErrno(error, 'ENOENT')) throw error; // swept while idle: create anew
+        }
+      }
+      await writeFile(next, '', { mode: FILE_MODE, flag: 'wx' });
+    } catch {
+      this.#current.delete(dir);
+    }
+  }
+
+  /** Removes this producer's doorbell files (at close). */
+  async remove(): Promise<void> {
+    await Promise.all([...this.#current.values()].map((f) => unlink(f).catch(() => {})));
+    this.#current.clear();
+  }
+}
+
+/** Removes doorbell files older than `maxAgeMs`: those of producers that died. */
+export async function sweepDoorbell(dir: string, maxAgeMs: number, now = Date.now()): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const path = join(dir, name);
+    try {
+      if (now - (await stat(path)).mtimeMs > maxAgeMs) await unlink(path);
+    } catch {
+      // renamed or removed by its owner meanwhile: fine
+    }
+  }
+}
+
+export interface WatchOptions {
+  usePolling: boolean;
+  pollIntervalMs: number;
+}
+
+/**
+ * Watches one doorbell directory with chokidar and calls `onRing` for every ring. The watcher
+ * does not keep the process alive (`persistent: false`): a waiting consumer holds a timer instead.
+ */
+export class DoorbellWatcher {
+  #watcher: FSWatcher | null = null;
+
+  constructor(
+    readonly dir: string,
+    readonly options: WatchOptions,
+  ) {}
+
+  /** Resolves once chokidar is ready, so that a scan started after it misses no ring. */
+  async start(onRing: () => void): Promise<void> {
+    const watcher = watch(this.dir, {
+      persistent: false,
+      ignoreInitial: true,
+      atomic: false,
+      depth: 0,
+      usePolling: this.options.usePolling,
+      interval: this.options.pollIntervalMs,
+      binaryInterval: this.options.pollIntervalMs,
+      ignorePermissionErrors: true,
+    });
+    this.#watcher = watcher;
+    watcher.on('add', onRing);
+    watcher.on('change', onRing);
+    // A watch error (e.g. ENOSPC: no inotify watches left) only costs latency: the
+    // reconciliation scan still finds every message.
+    watcher.on('error', () => {});
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  }
+
+  async close(): Promise<void> {
+    const watcher = this.#watcher;
+    this.#watcher = null;
+    await watcher?.close();
+  }
+}

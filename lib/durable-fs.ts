@@ -1,0 +1,80 @@
+/**
+ * The few file-system primitives the protocol is built from. Everything here is async
+ * (libuv pool) and follows the rules of notes/spool-research.md §5: loop on short writes,
+ * fdatasync before a file becomes visible, fsync a directory after changing its entries,
+ * and never follow a symlink inside the spool.
+ */
+import { constants as C } from 'node:fs';
+import { mkdir, open, unlink } from 'node:fs/promises';
+import { isErrno } from './errors.js';
+
+export const DIR_MODE = 0o700;
+export const FILE_MODE = 0o600;
+
+/**
+ * Creates `path` (it must not exist), writes all of `data`, and with `sync` fdatasyncs it.
+ * On any failure the file is closed and removed, and the error is rethrown: the fdatasync
+ * is never retried (a failed fsync may have dropped the dirty pages).
+ */
+export async function writeNewFile(path: string, data: Buffer, sync: boolean): Promise<void> {
+  const handle = await open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, FILE_MODE);
+  try {
+    let offset = 0;
+    while (offset < data.length) {
+      const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+      offset += bytesWritten;
+    }
+    if (sync) await handle.datasync();
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await unlink(path).catch(() => {});
+    throw error;
+  }
+  try {
+    await handle.close();
+  } catch (error) {
+    await unlink(path).catch(() => {});
+    throw error;
+  }
+}
+
+/** fsync of a directory: makes the creation, rename or removal of its entries durable. */
+export async function fsyncDir(path: string): Promise<void> {
+  const handle = await open(path, C.O_RDONLY | C.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Creates a directory (0700) if it is missing. When this call created it and `sync` is on, the
+ * parent is fsynced so that the new entry itself is durable. Returns whether it was created.
+ */
+export async function ensureDir(path: string, parent: string, sync: boolean): Promise<boolean> {
+  try {
+    await mkdir(path, { mode: DIR_MODE });
+  } catch (error) {
+    if (isErrno(error, 'EEXIST')) return false;
+    throw error;
+  }
+  if (sync) await fsyncDir(parent);
+  return true;
+}
+
+/** Reads a whole regular file without following a symlink; rejects ELOOP for a symlink. */
+export async function openNoFollow(path: string) {
+  return open(path, C.O_RDONLY | C.O_NOFOLLOW);
+}
+
+/** unlink that treats "already gone" as success; returns whether this call removed it. */
+export async function unlinkIfPresent(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
+    return true;
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return false;
+    throw error;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Group commit of directory fsyncs. Publishes link their files into ready/ and then join the
+ * next commit: while one round of directory fsyncs runs, new arrivals accumulate, and the next
+ * round syncs each distinct directory once for all of them. There is no artificial delay: an
+ * idle queue commits at once.
+ *
+ * Never retry a failed fsync (fsyncgate): the kernel may have dropped the dirty pages and a
+ * second fsync would lie. A failure rejects every publish of the round with `EDURABILITY`, and
+ * the committer stays failed, so the queue refuses further publishes (fail-stop).
+ */
+
+import { fsyncDir } from './durable-fs.js';
+import { DurabilityError } from './errors.js';
+
+export interface CommitRequest {
+  /** Directories whose entries changed and must be fsynced before the publish resolves. */
+  dirs: Iterable<string>;
+  /** Doorbell directories to ring once the round is durable. */
+  doorbells: Iterable<string>;
+}
+
+interface Pending extends CommitRequest {
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+export class GroupCommit {
+  #pending: Pending[] = [];
+  #running = false;
+  #failure: DurabilityError | null = null;
+  /** Rounds and directory fsyncs done: lets tests and benchmarks see the sharing. */
+  readonly counters = { rounds: 0, dirSyncs: 0 };
+
+  constructor(
+    private readonly sync: boolean,
+    private readonly ring: (doorbellDir: string) => Promise<void>,
+  ) {}
+
+  get failure(): DurabilityError | null {
+    return this.#failure;
+  }
+
+  commit(request: CommitRequest): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ ...request, resolve, reject });
+      if (!this.#running) void this.#run();
+    });
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true;
+    while (this.#pending.length > 0) {
+      const round = this.#pending;
+      this.#pending = [];
+      const dirs = new Set<string>();
+      const doorbells = new Set<string>();
+      for (const p of round) {
+        for (const d of p.dirs) dirs.add(d);
+        for (const d of p.doorbells) doorbells.add(d);
+      }
+      if (this.sync) {
+        try {
+          this.counters.rounds++;
+          this.counters.dirSyncs += dirs.size;
+          await Promise.all([...dirs].map((d) => fsyncDir(d)));
+        } catch (error) {
+          this.#failure = new DurabilityError(
+            `A directory fsync failed after messages became visible, so whether they survive a power loss is unknown (${(error as Error).message}). The queue refuses further publishes; check the disk and restart the process`,
+            { cause: error },
+          );
+          for (const p of [...round, ...this.#pending]) p.reject(this.#failure);
+          this.#pending = [];
+          break;
+        }
+      }
+      await Promise.all([...doorbells].map((d) => this.ring(d)));
+      for (const p of round) p.resolve();
+    }
+    this.#running = false;
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * The spool on disk:
+ *
+ *   <spool>/spoolq.json              format name, version and bucket size
+ *   <spool>/tmp/                     files being written; never visible to consumers
+ *   <spool>/groups/<group>/ready/<P>-<bucket>/<ready name>
+ *   <spool>/groups/<group>/leased/<leased name>
+ *   <spool>/groups/<group>/dead/<name> (+ <name>.why: the reason, JSON)
+ *   <spool>/groups/<group>/doorbell/ one small file per producer, renamed per commit: the watch target
+ *
+ * Opening is safe in several processes at once: every step is idempotent or a rename.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { DIR_MODE, ensureDir, fsyncDir, writeNewFile } from './durable-fs.js';
+import { isErrno, SpoolFormatError, SpoolPathError } from './errors.js';
+
+export const FORMAT_FILE = 'spoolq.json';
+export const FORMAT_NAME = 'spoolq';
+export const FORMAT_VERSION = 1;
+/** Width of a ready bucket: bounds every directory listing to what arrives in this time. */
+export const DEFAULT_BUCKET_MS = 10_000;
+
+export interface SpoolFormat {
+  format: typeof FORMAT_NAME;
+  version: typeof FORMAT_VERSION;
+  bucketMs: number;
+}
+
+export interface GroupPaths {
+  readonly name: string;
+  readonly root: string;
+  readonly ready: string;
+  readonly leased: string;
+  readonly dead: string;
+  readonly doorbell: string;
+}
+
+export class Spool {
+  readonly tmp: string;
+  readonly groups: string;
+
+  constructor(
+    readonly root: string,
+    readonly bucketMs: number,
+  ) {
+    this.tmp = join(root, 'tmp');
+    this.groups = join(root, 'groups');
+  }
+
+  group(name: string): GroupPaths {
+    const root = join(this.groups, name);
+    return {
+      name,
+      root,
+      ready: join(root, 'ready'),
+      leased: join(root, 'leased'),
+      dead: join(root, 'dead'),
+      doorbell: join(root, 'doorbell'),
+    };
+  }
+
+  /** The names of the groups that exist now: a publish delivers to each of them. */
+  async groupNames(): Promise<string[]> {
+    return (await readdir(this.groups)).filter((n) => !n.startsWith('.'));
+  }
+
+  /**
+   * Creates a group if it is missing. The group is built under tmp/ and renamed into groups/,
+   * so a publisher never sees a half-made group.
+   */
+  async ensureGroup(name: string, sync: boolean): Promise<GroupPaths> {
+    const paths = this.group(name);
+    if (await isDirectory(paths.doorbell)) return paths;
+    const staging = join(this.tmp, `group-${randomBytes(6).toString('hex')}`);
+    await mkdir(staging, { mode: DIR_MODE });
+    for (const sub of ['ready', 'leased', 'dead', 'doorbell']) {
+      await mkdir(join(staging, sub), { mode: DIR_MODE });
+    }
+    try {
+      await rename(staging, paths.root);
+    } catch (error) {
+      await rm(staging, { recursive: true, force: true });
+      if (!isErrno(error, 'EEXIST', 'ENOTEMPTY')) throw error;
+      return paths; // another process created it first
+    }
+    if (sync) await fsyncDir(this.groups);
+    return paths;
+  }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch (error) {
+    if (isErrno(error, 'ENOENT', 'ENOTDIR')) return false;
+    throw error;
+  }
+}
+
+/** Opens the spool at `dir`, creating it when the directory is missing or empty. */
+export async function openSpool(dir: string, sync: boolean): Promise<Spool> {
+  if (typeof dir !== 'string' || dir.length === 0) {
+    throw new SpoolPathError(`The spool path must be a non-empty string, got ${String(dir)}`);
+  }
+  const root = resolve(dir);
+  try {
+    return await openOrCreate(root, sync);
+  } catch (error) {
+    if (error instanceof SpoolFormatError || error instanceof SpoolPathError) throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
+    throw new SpoolPathError(
+      `Cannot open the spool at ${root}: ${code} (${(error as Error).message}); check that the path is a directory this user can read and write`,
+      { cause: error },
+    );
+  }
+}
+
+async function openOrCreate(root: string, sync: boolean): Promise<Spool> {
+  try {
+    const info = await stat(root);
+    if (!info.isDirectory()) {
+      throw new SpoolPathError(`The spool path ${root} is not a directory; pass a directory path (it is created if missing)`);
+    }
+  } catch (error) {
+    if (!isErrno(error, 'ENOENT')) throw error;
+    await mkdir(dirname(root), { recursive: true, mode: DIR_MODE });
+    await ensureDir(root, dirname(root), sync);
+  }
+  const format = (await readFormat(root)) ?? (await createFormat(root, sync));
+  const spool = new Spool(root, format.bucketMs);
+  const createdTmp = await ensureDir(spool.tmp, root, false);
+  const createdGroups = await ensureDir(spool.groups, root, false);
+  if (sync && (createdTmp || createdGroups)) await fsyncDir(root);
+  return spool;
+}
+
+async function readFormat(root: string): Promise<SpoolFormat | null> {
+  let text: string;
+  try {
+    text = await readFile(join(root, FORMAT_FILE), 'utf8');
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return null;
+    throw error;
+  }
+  let parsed: Partial<SpoolFormat>;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new SpoolFormatError(`${join(root, FORMAT_FILE)} is not valid JSON; this is not a spoolq spool, or its format file is damaged`);
+  }
+  if (parsed?.format !== FORMAT_NAME) {
+    throw new SpoolFormatError(`${join(root, FORMAT_FILE)} does not describe a spoolq spool (format ${JSON.stringify(parsed?.format)})`);
+  }
+  if (parsed.version !== FORMAT_VERSION) {
+    throw new SpoolFormatError(
+      `The spool at ${root} has format version ${JSON.stringify(parsed.version)}; this spoolq reads version ${FORMAT_VERSION}. Use the spoolq release that wrote it`,
+    );
+  }
+  if (!Number.isInteger(parsed.bucketMs) || (parsed.bucketMs as number) < 1) {
+    throw new SpoolFormatError(`${join(root, FORMAT_FILE)} has an invalid bucketMs ${JSON.stringify(parsed.bucketMs)}`);
+  }
+  return parsed as SpoolFormat;
+}
+
+const FORMAT_TMP = /^spoolq\.json\.[0-9a-f]+\.tmp$/;
+
+/** Writes the format file like a message: tmp, fdatasync, rename, fsync of the directory. */
+async function createFormat(root: string, sync: boolean): Promise<SpoolFormat> {
+  const strangers = (await readdir(root)).filter((n) => !FORMAT_TMP.test(n) && n !== FORMAT_FILE);
+  if (strangers.length > 0) {
+    throw new SpoolFormatError(
+      `${root} is not empty and has no ${FORMAT_FILE}, so it is not a spoolq spool; pass an empty or missing directory`,
+    );
+  }
+  const format: SpoolFormat = { format: FORMAT_NAME, version: FORMAT_VERSION, bucketMs: DEFAULT_BUCKET_MS };
+  const tmp = join(root, `${FORMAT_FILE}.${randomBytes(6).toString('hex')}.tmp`);
+  await writeNewFile(tmp, Buffer.from(`${JSON.stringify(format)}\n`), sync);
+  await rename(tmp, join(root, FORMAT_FILE));
+  if (sync) await fsyncDir(root);
+  return (await readFormat(root)) ?? format;
+}

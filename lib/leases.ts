@@ -1,0 +1,222 @@
+/**
+ * The lease protocol of one group. Every state change is one rename or unlink of one exact
+ * name, so it is a compare-and-swap that exactly one process wins:
+ *
+ *   claim   ready/<b>/<name>        → leased/<deadline>-<name>~<token>   (ENOENT: someone else won)
+ *   extend  leased/<d>-<name>~<tok> → leased/<d'>-<name>~<tok>           (ENOENT: lease lost)
+ *   ack     unlink leased/<d>-<name>~<tok>                               (ENOENT: lease lost)
+ *   nack    leased/… → ready/<b'>/<name with visibleAt' and attempt+1>   (or dead/ after maxAttempts)
+ *   reap    expired leased/… → ready/ (attempt+1), by any consumer; several reapers are harmless
+ *
+ * The token makes the leased name unique to one claim: a consumer whose lease was reaped can
+ * never ack, extend or nack the redelivered copy (fencing). No fsync here: losing a claim or
+ * an ack in a crash only causes a redelivery, which at-least-once allows.
+ */
+import { readdir, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { decodePayload } from './codec.js';
+import { type DeadCode, moveToDead } from './dead-letters.js';
+import { ensureDir, openNoFollow } from './durable-fs.js';
+import { isErrno, LeaseLostError } from './errors.js';
+import type { GroupPaths } from './layout.js';
+import { CorruptFileError, type DecodedFile, decodeFile, HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from './message-file.js';
+import { formatBucket, formatLeased, formatReady, newToken, parseLeased, parseReady, type ReadyName } from './names.js';
+import type { IndexEntry } from './ready-index.js';
+
+export interface Lease {
+  /** The current leased name (changes on extend). */
+  name: string;
+  readonly ready: ReadyName;
+  readonly readyName: string;
+  readonly token: string;
+  deadline: number;
+}
+
+export interface Claimed {
+  lease: Lease;
+  file: DecodedFile;
+  /** The payload decoded by the codec the file was written with. */
+  data: unknown;
+}
+
+export interface LeaseSettings {
+  leaseMs: number;
+  maxAttempts: number;
+  maxMessageBytes: number;
+  bucketMs: number;
+  sync: boolean;
+}
+
+class TooLargeFileError extends CorruptFileError {}
+
+export class Leases {
+  constructor(
+    readonly group: GroupPaths,
+    private readonly settings: LeaseSettings,
+  ) {}
+
+  /** Claims `entry`. Null when another consumer won it, or when it was quarantined. */
+  async claim(entry: IndexEntry, now = Date.now()): Promise<Claimed | null> {
+    const ready = parseReady(entry.name);
+    if (!ready) return null;
+    const lease: Lease = { name: '', ready, readyName: entry.name, token: newToken(), deadline: now + this.settings.leaseMs };
+    lease.name = formatLeased({ deadline: lease.deadline, ready: entry.name, token: lease.token });
+    try {
+      await rename(join(entry.dir, entry.name), this.#leased(lease.name));
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return null;
+      throw error;
+    }
+    try {
+      const file = await this.#read(this.#leased(lease.name));
+      return { lease, file, data: decodeData(file) };
+    } catch (error) {
+      if (!(error instanceof CorruptFileError)) throw error; // I/O error: the lease expires, and it is retried
+      const code: DeadCode = error instanceof TooLargeFileError ? 'too-large' : 'corrupt';
+      await moveToDead(this.#leased(lease.name), this.group.dead, entry.name, { code, reason: error.message });
+      return null;
+    }
+  }
+
+  async extend(lease: Lease, ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    const name = formatLeased({ deadline, ready: lease.readyName, token: lease.token });
+    try {
+      await rename(this.#leased(lease.name), this.#leased(name));
+    } catch (error) {
+      throw this.#lost(error, 'extend');
+    }
+    lease.name = name;
+    lease.deadline = deadline;
+  }
+
+  async ack(lease: Lease): Promise<void> {
+    try {
+      await unlink(this.#leased(lease.name));
+    } catch (error) {
+      throw this.#lost(error, 'ack');
+    }
+  }
+
+  /**
+   * Returns a message to ready/ with attempt+1, visible after `delayMs`; after the last attempt
+   * it becomes a dead letter. Resolves to true when it went to the dead letters.
+   */
+  async retry(lease: Lease, delayMs: number, reason: string): Promise<boolean> {
+    const from = this.#leased(lease.name);
+    if (lease.ready.attempt >= this.settings.maxAttempts) {
+      const moved = await moveToDead(from, this.group.dead, lease.readyName, {
+        code: 'max-attempts',
+        reason: `failed ${lease.ready.attempt} of ${this.settings.maxAttempts} attempts: ${reason}`,
+      });
+      if (!moved) throw this.#lost(Object.assign(new Error('gone'), { code: 'ENOENT' }), 'nack');
+      return true;
+    }
+    try {
+      await this.#requeue(from, lease.ready, Date.now() + delayMs);
+    } catch (error) {
+      throw this.#lost(error, 'nack');
+    }
+    return false;
+  }
+
+  /**
+   * Returns every expired lease to ready/ (or dead/ after the last attempt). Resolves to the
+   * earliest deadline still pending, or null, so a waiting consumer can time its next reap.
+   */
+  async reap(now = Date.now()): Promise<{ returned: number; nextDeadline: number | null }> {
+    let returned = 0;
+    for (const name of (await readdir(this.group.leased)).sort()) {
+      if (name.startsWith('.')) continue;
+      const from = this.#leased(name);
+      const leased = parseLeased(name);
+      const ready = leased && parseReady(leased.ready);
+      if (!leased || !ready) {
+        await moveToDead(from, this.group.dead, null, {
+          code: 'bad-name',
+          reason: `not a leased message name: ${JSON.stringify(name)}`,
+          originalName: name,
+        });
+        continue;
+      }
+      if (leased.deadline > now) return { returned, nextDeadline: leased.deadline };
+      try {
+        if (ready.attempt >= this.settings.maxAttempts) {
+          await moveToDead(from, this.group.dead, leased.ready, {
+            code: 'lease-expired',
+            reason: `the lease of attempt ${ready.attempt} of ${this.settings.maxAttempts} expired (the consumer died or was too slow)`,
+          });
+        } else {
+          await this.#requeue(from, ready, now);
+        }
+        returned++;
+      } catch (error) {
+        if (!isErrno(error, 'ENOENT')) throw error; // acked, extended or reaped by another meanwhile
+      }
+    }
+    return { returned, nextDeadline: null };
+  }
+
+  /** rename into ready/<bucket>/ with attempt+1; creates the bucket when it is missing. */
+  async #requeue(from: string, ready: ReadyName, visibleAt: number): Promise<void> {
+    const bucket = join(this.group.ready, formatBucket(ready.priority, visibleAt, this.settings.bucketMs));
+    const target = join(bucket, formatReady({ ...ready, visibleAt, attempt: ready.attempt + 1 }));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rename(from, target);
+        return;
+      } catch (error) {
+        if (!isErrno(error, 'ENOENT') || attempt >= 3) throw error;
+        // ENOENT: either the source is gone (lease lost) or the bucket is missing.
+        if (!(await ensureDir(bucket, this.group.ready, this.settings.sync))) throw error;
+      }
+    }
+  }
+
+  async #read(path: string): Promise<DecodedFile> {
+    let handle: Awaited<ReturnType<typeof openNoFollow>>;
+    try {
+      handle = await openNoFollow(path);
+    } catch (error) {
+      if (isErrno(error, 'ELOOP')) throw new CorruptFileError('a symbolic link, not a message file (never followed)');
+      throw error;
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw new CorruptFileError('not a regular file');
+      const limit = this.settings.maxMessageBytes + HEADER_BYTES + MAX_ATTRIBUTE_BYTES;
+      if (info.size > limit) {
+        throw new TooLargeFileError(`${info.size} bytes, over what maxMessageBytes (${this.settings.maxMessageBytes}) allows; not read`);
+      }
+      const buffer = Buffer.allocUnsafe(info.size);
+      let offset = 0;
+      while (offset < buffer.length) {
+        const { bytesRead } = await handle.read(buffer, offset, buffer.length - offset, offset);
+        if (bytesRead === 0) throw new CorruptFileError(`truncated while reading at byte ${offset}`);
+        offset += bytesRead;
+      }
+      return decodeFile(buffer);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  #leased(name: string): string {
+    return join(this.group.leased, name);
+  }
+
+  #lost(error: unknown, action: string): unknown {
+    if (!isErrno(error, 'ENOENT')) return error;
+    return new LeaseLostError(
+      `Cannot ${action}: the lease was lost (it expired and the message was returned to the queue, or it was settled elsewhere). Nothing was changed; the message will be or was delivered again. Use a longer leaseMs or extend() long work`,
+    );
+  }
+}
+
+function decodeData(file: DecodedFile): unknown {
+  try {
+    return decodePayload(file.codec, file.payload);
+  } catch {
+    throw new CorruptFileError('the payload is not valid JSON although its CRC matches');
+  }
+}

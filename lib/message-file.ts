@@ -1,0 +1,92 @@
+/**
+ * The format of one message file:
+ *
+ *   offset  size  field
+ *   0       4     magic "SPQM"
+ *   4       1     format version (1)
+ *   5       1     codec: 0 = json, 1 = raw
+ *   6       2     reserved, zero
+ *   8       4     attributes length A (uint32 LE)
+ *   12      4     payload length P (uint32 LE)
+ *   16      4     CRC32 of bytes 20 .. 20+A+P (attributes and payload)
+ *   20      A     attributes: UTF-8 JSON { id, enqueuedAt, contentType?, headers? }
+ *   20+A    P     payload
+ *
+ * A file is valid only if its size is exactly 20 + A + P and the CRC matches, so a truncated,
+ * zero-length or bit-flipped file is always detected before delivery.
+ */
+import { crc32 } from 'node:zlib';
+import type { CodecName } from './options.js';
+
+const MAGIC = Buffer.from('SPQM', 'latin1');
+const VERSION = 1;
+export const HEADER_BYTES = 20;
+/** Attributes are small (id, time, user headers); this bounds what a reader allocates. */
+export const MAX_ATTRIBUTE_BYTES = 64 * 1024;
+
+export interface MessageAttributes {
+  id: string;
+  enqueuedAt: number;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+export interface DecodedFile {
+  codec: CodecName;
+  attributes: MessageAttributes;
+  payload: Buffer;
+}
+
+/** Why a file is not a valid message: becomes the quarantine reason. */
+export class CorruptFileError extends Error {
+  override name = 'CorruptFileError';
+}
+
+export function encodeFile(codec: CodecName, attributes: MessageAttributes, payload: Buffer): Buffer {
+  const attrs = Buffer.from(JSON.stringify(attributes), 'utf8');
+  const file = Buffer.allocUnsafe(HEADER_BYTES + attrs.length + payload.length);
+  MAGIC.copy(file, 0);
+  file.writeUInt8(VERSION, 4);
+  file.writeUInt8(codec === 'raw' ? 1 : 0, 5);
+  file.writeUInt16LE(0, 6);
+  file.writeUInt32LE(attrs.length, 8);
+  file.writeUInt32LE(payload.length, 12);
+  attrs.copy(file, HEADER_BYTES);
+  payload.copy(file, HEADER_BYTES + attrs.length);
+  file.writeUInt32LE(crc32(file.subarray(HEADER_BYTES)), 16);
+  return file;
+}
+
+/** Checks the fixed header against the file size, before the rest is read. */
+export function checkHeader(header: Buffer, fileSize: number): { attrsLength: number; payloadLength: number } {
+  if (fileSize < HEADER_BYTES) throw new CorruptFileError(`truncated: ${fileSize} bytes, shorter than the header`);
+  if (!header.subarray(0, 4).equals(MAGIC)) throw new CorruptFileError('not a spoolq message: bad magic');
+  const version = header.readUInt8(4);
+  if (version !== VERSION) throw new CorruptFileError(`unknown message format version ${version}`);
+  const attrsLength = header.readUInt32LE(8);
+  const payloadLength = header.readUInt32LE(12);
+  if (attrsLength > MAX_ATTRIBUTE_BYTES) throw new CorruptFileError(`attributes length ${attrsLength} is implausible`);
+  const expected = HEADER_BYTES + attrsLength + payloadLength;
+  if (expected !== fileSize) {
+    throw new CorruptFileError(`length mismatch: header says ${expected} bytes, file has ${fileSize}`);
+  }
+  return { attrsLength, payloadLength };
+}
+
+export function decodeFile(file: Buffer): DecodedFile {
+  const { attrsLength } = checkHeader(file, file.length);
+  const stored = file.readUInt32LE(16);
+  const actual = crc32(file.subarray(HEADER_BYTES));
+  if (stored !== actual) throw new CorruptFileError(`CRC mismatch: stored ${stored}, computed ${actual}`);
+  let attributes: MessageAttributes;
+  try {
+    attributes = JSON.parse(file.toString('utf8', HEADER_BYTES, HEADER_BYTES + attrsLength));
+  } catch {
+    throw new CorruptFileError('attributes are not valid JSON');
+  }
+  return {
+    codec: file.readUInt8(5) === 1 ? 'raw' : 'json',
+    attributes,
+    payload: file.subarray(HEADER_BYTES + attrsLength),
+  };
+}

@@ -1,0 +1,157 @@
+import { InvalidNameError, InvalidOptionError } from './errors.js';
+
+export type Durability = 'fsync' | 'none';
+export type CodecName = 'json' | 'raw';
+
+export interface BackoffOptions {
+  /** Delay before the first retry. @default 1000 */
+  baseMs?: number;
+  /** Upper bound of the exponential delay. @default 60000 */
+  maxMs?: number;
+}
+
+/** Options of `openQueue()`. Every field is optional; defaults are listed on each. */
+export interface QueueOptions {
+  /** Subscriber group this handle consumes from; created on first use. @default 'default' */
+  group?: string;
+  /** How long a claimed message stays invisible to other consumers. @default 30000 */
+  leaseMs?: number;
+  /** Deliveries before a message moves to the dead letters. @default 5 */
+  maxAttempts?: number;
+  /** Retry delay of `nack()` without `delayMs`: `baseMs × 2^(attempts−1)`, capped, with jitter. */
+  backoff?: BackoffOptions;
+  /**
+   * `'fsync'`: a resolved push survives power loss (file fdatasync + directory fsync, group-committed).
+   * `'none'`: visibility is still atomic and survives process crashes; the OS flushes later.
+   * @default 'fsync'
+   */
+  durability?: Durability;
+  /** `'json'`: any JSON value. `'raw'`: string | Uint8Array in, Buffer out. @default 'json' */
+  codec?: CodecName;
+  /** Largest encoded message accepted by push, and read by consumers. @default 16 MiB */
+  maxMessageBytes?: number;
+  /** Poll the doorbell instead of using inotify: for network file systems. @default false */
+  usePolling?: boolean;
+  /** Poll interval when `usePolling` is on. @default 100 */
+  pollIntervalMs?: number;
+  /** How many due message names a consumer keeps in memory (read-ahead). @default 1000 */
+  prefetch?: number;
+  /** Period of the reconciliation scan that covers lost watch events. @default 2000 */
+  reconcileMs?: number;
+}
+
+export interface ResolvedOptions {
+  readonly group: string;
+  readonly leaseMs: number;
+  readonly maxAttempts: number;
+  readonly backoff: Readonly<Required<BackoffOptions>>;
+  readonly durability: Durability;
+  readonly codec: CodecName;
+  readonly maxMessageBytes: number;
+  readonly usePolling: boolean;
+  readonly pollIntervalMs: number;
+  readonly prefetch: number;
+  readonly reconcileMs: number;
+}
+
+export const DEFAULTS: ResolvedOptions = Object.freeze({
+  group: 'default',
+  leaseMs: 30_000,
+  maxAttempts: 5,
+  backoff: Object.freeze({ baseMs: 1_000, maxMs: 60_000 }),
+  durability: 'fsync',
+  codec: 'json',
+  maxMessageBytes: 16 * 1024 * 1024,
+  usePolling: false,
+  pollIntervalMs: 100,
+  prefetch: 1_000,
+  reconcileMs: 2_000,
+});
+
+/** The hard ceiling of `maxMessageBytes`: lengths are stored as 32-bit integers. */
+export const MAX_MESSAGE_BYTES_LIMIT = 2 ** 31 - 1;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function describe(value: unknown): string {
+  let shown: string;
+  try {
+    shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  } catch {
+    shown = Object.prototype.toString.call(value);
+  }
+  return `${shown} (${value === null ? 'null' : typeof value})`;
+}
+
+export function invalid(name: string, expected: string, value: unknown): InvalidOptionError {
+  return new InvalidOptionError(`Invalid option \`${name}\`: expected ${expected}, got ${describe(value)}`);
+}
+
+export function checkInteger(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(name, `an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+function checkEnum<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) {
+    throw invalid(name, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, value);
+  }
+  return value as T;
+}
+
+function checkKnownKeys(what: string, value: object, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      throw new InvalidOptionError(`Unknown ${what} \`${key}\`; the known ones are: ${known.join(', ')}`);
+    }
+  }
+}
+
+const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+
+/** Group names become directory names: no separators, no leading dot, at most 100 characters. */
+export function checkGroupName(name: unknown): string {
+  if (typeof name !== 'string' || !GROUP_NAME.test(name)) {
+    throw new InvalidNameError(
+      `Invalid group name ${describe(name)}: use 1 to 100 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit`,
+    );
+  }
+  return name;
+}
+
+/** Validates the caller's options and merges them over the defaults into a frozen object. */
+export function resolveOptions(options: QueueOptions = {}): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw invalid('options', 'an object', options);
+  }
+  checkKnownKeys('option', options, Object.keys(DEFAULTS));
+  const o = { ...DEFAULTS, ...stripUndefined(options) };
+  const backoffIn = options.backoff ?? {};
+  if (typeof backoffIn !== 'object' || backoffIn === null) {
+    throw invalid('backoff', 'an object { baseMs, maxMs }', backoffIn);
+  }
+  checkKnownKeys('backoff option', backoffIn, ['baseMs', 'maxMs']);
+  const backoff = { ...DEFAULTS.backoff, ...stripUndefined(backoffIn) };
+  checkInteger('backoff.baseMs', backoff.baseMs, 0, MAX_TIMER_MS);
+  checkInteger('backoff.maxMs', backoff.maxMs, backoff.baseMs, MAX_TIMER_MS);
+  if (typeof o.usePolling !== 'boolean') throw invalid('usePolling', 'a boolean', o.usePolling);
+  return Object.freeze({
+    group: checkGroupName(o.group),
+    leaseMs: checkInteger('leaseMs', o.leaseMs, 10, MAX_TIMER_MS),
+    maxAttempts: checkInteger('maxAttempts', o.maxAttempts, 1, 1000),
+    backoff: Object.freeze(backoff),
+    durability: checkEnum('durability', o.durability, ['fsync', 'none']),
+    codec: checkEnum('codec', o.codec, ['json', 'raw']),
+    maxMessageBytes: checkInteger('maxMessageBytes', o.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT),
+    usePolling: o.usePolling,
+    pollIntervalMs: checkInteger('pollIntervalMs', o.pollIntervalMs, 1, 60_000),
+    prefetch: checkInteger('prefetch', o.prefetch, 1, 1_000_000),
+    reconcileMs: checkInteger('reconcileMs', o.reconcileMs, 10, MAX_TIMER_MS),
+  });
+}
+
+/** `{ leaseMs: undefined }` means "the default", as it does for every JS API. */
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,177 @@
+/**
+ * Publishing, in the syscall order that is the durability contract (design.md, "Publish"):
+ *
+ *   1. open tmp/<id> O_EXCL, write every byte, fdatasync (durability 'fsync'), close
+ *   2. rename (one group) or link (several) into groups/<g>/ready/<P>-<bucket>/<name>;
+ *      a missing bucket is created and its parent fsynced first
+ *   3. unlink tmp/<id> when linked
+ *   4. fsync every bucket directory touched: group-committed with concurrent publishes
+ *   5. ring the doorbells, then resolve
+ *
+ * Nothing is visible before step 2, and a file is complete before it is visible. A failure
+ * before visibility rejects with EPUBLISH and removes what was written; a failed directory
+ * fsync rejects with EDURABILITY and stops the queue (see group-commit.ts).
+ */
+import { link, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { encodePayload } from './codec.js';
+import { forEachLimit } from './concurrency.js';
+import { ensureDir, writeNewFile } from './durable-fs.js';
+import { isErrno, MessageTooLargeError, PublishError, SpoolqError } from './errors.js';
+import type { GroupCommit } from './group-commit.js';
+import type { Spool } from './layout.js';
+import { encodeFile } from './message-file.js';
+import { DEFAULT_PRIORITY, formatBucket, formatReady, type IdGenerator, MAX_PRIORITY } from './names.js';
+import { checkInteger, invalid, type ResolvedOptions } from './options.js';
+
+export interface PushOptions {
+  /** 0 is delivered first, 9 last. @default 4 */
+  priority?: number;
+  /** Not delivered before this many milliseconds have passed. @default 0 */
+  delayMs?: number;
+  /** String key/value pairs delivered with the message as `m.headers`. */
+  headers?: Record<string, string>;
+}
+
+interface Prepared {
+  id: string;
+  file: Buffer;
+  tmp: string;
+  bucket: string;
+  name: string;
+}
+
+/** How many files one publish writes or links at once: bounds open descriptors. */
+const IO_CONCURRENCY = 32;
+
+export class Publisher {
+  constructor(
+    private readonly spool: Spool,
+    private readonly options: ResolvedOptions,
+    private readonly commit: GroupCommit,
+    private readonly ids: IdGenerator,
+  ) {}
+
+  /** Publishes all items as one commit and resolves to their ids, in order. */
+  async publish(items: ReadonlyArray<{ data: unknown; options?: PushOptions | undefined }>): Promise<string[]> {
+    const prepared = items.map((item) => this.#prepare(item.data, item.options ?? {}));
+    if (this.commit.failure) throw this.commit.failure;
+    if (prepared.length === 0) return [];
+    const sync = this.options.durability === 'fsync';
+    const groups = (await this.spool.groupNames()).map((g) => this.spool.group(g));
+
+    const written: Prepared[] = [];
+    try {
+      await forEachLimit(prepared, IO_CONCURRENCY, async (p) => {
+        await writeNewFile(p.tmp, p.file, sync);
+        written.push(p);
+      });
+    } catch (error) {
+      await Promise.all(written.map((p) => unlink(p.tmp).catch(() => {})));
+      throw publishError('writing the message file', error);
+    }
+
+    const single = groups.length === 1;
+    const touched = new Set<string>();
+    const visible: string[] = [];
+    try {
+      await forEachLimit(prepared, IO_CONCURRENCY, async (p) => {
+        for (const group of groups) {
+          const dir = join(group.ready, p.bucket);
+          const target = join(dir, p.name);
+          if (await this.#place(p.tmp, target, dir, group.ready, single, sync)) {
+            visible.push(target);
+            touched.add(dir);
+          }
+        }
+      });
+    } catch (error) {
+      // Undo what became visible. A name already claimed by a consumer is gone (ENOENT):
+      // that delivery stands, which at-least-once allows.
+      await Promise.all(visible.map((v) => unlink(v).catch(() => {})));
+      await Promise.all(prepared.map((p) => unlink(p.tmp).catch(() => {})));
+      throw publishError('linking the message into ready/', error);
+    }
+    if (!single) await Promise.all(prepared.map((p) => unlink(p.tmp).catch(() => {})));
+
+    await this.commit.commit({ dirs: touched, doorbells: groups.map((g) => g.doorbell) });
+    return prepared.map((p) => p.id);
+  }
+
+  #prepare(data: unknown, options: PushOptions): Prepared {
+    if (typeof options !== 'object' || options === null) throw invalid('push options', 'an object', options);
+    for (const key of Object.keys(options)) {
+      if (!['priority', 'delayMs', 'headers'].includes(key)) {
+        throw invalid(key, 'one of the push options priority, delayMs, headers', (options as Record<string, unknown>)[key]);
+      }
+    }
+    const priority = checkInteger('priority', options.priority ?? DEFAULT_PRIORITY, 0, MAX_PRIORITY);
+    const delayMs = checkInteger('delayMs', options.delayMs ?? 0, 0, 10 * 365 * 24 * 3600 * 1000);
+    const headers = checkHeaders(options.headers);
+    const payload = encodePayload(this.options.codec, data);
+    if (payload.length > this.options.maxMessageBytes) {
+      throw new MessageTooLargeError(
+        `The message is ${payload.length} bytes, over maxMessageBytes (${this.options.maxMessageBytes}); split it, or raise maxMessageBytes for producers and consumers`,
+      );
+    }
+    const id = this.ids.next();
+    const enqueuedAt = this.ids.now();
+    const visibleAt = enqueuedAt + delayMs;
+    const file = encodeFile(this.options.codec, { id, enqueuedAt, ...(headers ? { headers } : {}) }, payload);
+    return {
+      id,
+      file,
+      tmp: join(this.spool.tmp, id),
+      bucket: formatBucket(priority, visibleAt, this.spool.bucketMs),
+      name: formatReady({ priority, visibleAt, id, attempt: 1 }),
+    };
+  }
+
+  /**
+   * Puts the tmp file at `target`, creating the bucket if needed. Returns false if the group
+   * vanished meanwhile (deleted): a publish goes to the groups that exist.
+   */
+  async #place(tmp: string, target: string, dir: string, readyDir: string, move: boolean, sync: boolean): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await (move ? rename(tmp, target) : link(tmp, target));
+        return true;
+      } catch (error) {
+        if (!isErrno(error, 'ENOENT') || attempt >= 3) throw error;
+      }
+      // The bucket is missing (new, or removed as drained by a consumer): create it, retry.
+      try {
+        await ensureDir(dir, readyDir, sync);
+      } catch (error) {
+        if (isErrno(error, 'ENOENT')) return false;
+        throw error;
+      }
+    }
+  }
+}
+
+function checkHeaders(headers: unknown): Record<string, string> | undefined {
+  if (headers === undefined) return undefined;
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+    throw invalid('headers', 'an object of string values', headers);
+  }
+  for (const [key, value] of Object.entries(headers)) {
+    if (typeof value !== 'string') throw invalid(`headers.${key}`, 'a string', value);
+  }
+  return headers as Record<string, string>;
+}
+
+function publishError(step: string, error: unknown): SpoolqError {
+  if (error instanceof SpoolqError) return error;
+  const code = (error as NodeJS.ErrnoException).code ?? 'error';
+  const hint =
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? 'the disk is full: free space, then push again'
+      : code === 'EROFS' || code === 'EACCES' || code === 'EPERM'
+        ? 'the spool is not writable by this process'
+        : 'check the disk';
+  return new PublishError(
+    `Nothing was published: ${code} while ${step} (${(error as Error).message}); ${hint}. Pushing the same data again is safe`,
+    { cause: error },
+  );
+}

@@ -1,0 +1,108 @@
+/**
+ * The consumer's bounded in-memory index of the next due messages of a group.
+ *
+ * A refill lists the bucket directories (few), then lists due buckets in delivery order
+ * (priority, then time), keeping only the `window` smallest names. Listing is O(n) and ext4
+ * directories never shrink, so buckets bound each listing, drained old buckets are removed,
+ * and the index never holds more than `window` names however large the backlog is.
+ */
+import { opendir, readdir, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isErrno } from './errors.js';
+import { parseBucket, parseReady } from './names.js';
+
+export interface IndexEntry {
+  /** The bucket directory holding the message. */
+  readonly dir: string;
+  /** The ready name (sorts in delivery order). */
+  readonly name: string;
+}
+
+export interface ScanResult {
+  /** Up to `window` due entries, in delivery order. */
+  entries: IndexEntry[];
+  /** Earliest time something not yet due becomes due (a delayed message or bucket), or null. */
+  nextDueAt: number | null;
+  /** Entries whose names are not spoolq names: to quarantine. */
+  strangers: IndexEntry[];
+}
+
+const byName = (a: IndexEntry, b: IndexEntry): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/** Lists the due messages of `readyDir`, keeping the `window` first in delivery order. */
+export async function scanReady(readyDir: string, bucketMs: number, window: number, now: number): Promise<ScanResult> {
+  const result: ScanResult = { entries: [], nextDueAt: null, strangers: [] };
+  const dueAt = (t: number) => {
+    if (result.nextDueAt === null || t < result.nextDueAt) result.nextDueAt = t;
+  };
+  const buckets = (await readdir(readyDir)).filter((n) => !n.startsWith('.')).sort();
+  for (const bucketName of buckets) {
+    const bucket = parseBucket(bucketName);
+    if (!bucket) {
+      result.strangers.push({ dir: readyDir, name: bucketName });
+      continue;
+    }
+    const start = bucket.bucket * bucketMs;
+    if (start > now) {
+      dueAt(start);
+      continue;
+    }
+    if (result.entries.length >= window) continue; // later due buckets sort after the window
+    const dir = join(readyDir, bucketName);
+    let selected: IndexEntry[] = [];
+    let seen = 0;
+    try {
+      for await (const entry of await opendir(dir, { bufferSize: 256 })) {
+        seen++;
+        const name = entry.name;
+        if (name.startsWith('.')) continue;
+        const ready = parseReady(name);
+        if (!ready) {
+          result.strangers.push({ dir, name });
+        } else if (ready.visibleAt > now) {
+          dueAt(ready.visibleAt);
+        } else {
+          selected.push({ dir, name });
+          // Keep memory bounded while streaming a large bucket: sort and cut now and then.
+          if (selected.length >= 2 * window) selected = selected.sort(byName).slice(0, window);
+        }
+      }
+    } catch (error) {
+      if (isErrno(error, 'ENOENT', 'ENOTDIR')) continue; // removed meanwhile
+      throw error;
+    }
+    if (seen === 0 && start + 2 * bucketMs < now) {
+      // Drained and old: remove it so the directory does not grow forever. A publisher or
+      // nack racing with this gets ENOENT and recreates the bucket.
+      await rmdir(dir).catch(() => {});
+    }
+    result.entries.push(...selected.sort(byName));
+    if (result.entries.length > window) result.entries.length = window;
+  }
+  return result;
+}
+
+/** The window of due names, consumed from the front. */
+export class ReadyIndex {
+  #entries: IndexEntry[] = [];
+  #head = 0;
+
+  constructor(readonly window: number) {}
+
+  get size(): number {
+    return this.#entries.length - this.#head;
+  }
+
+  replace(entries: IndexEntry[]): void {
+    if (entries.length > this.window) throw new RangeError('index entries exceed the window');
+    this.#entries = entries;
+    this.#head = 0;
+  }
+
+  shift(): IndexEntry | undefined {
+    if (this.#head >= this.#entries.length) return undefined;
+    const entry = this.#entries[this.#head++];
+    if (this.#head === this.#entries.length) this.replace([]);
+    return entry;
+  }
+}

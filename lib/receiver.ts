@@ -1,0 +1,166 @@
+/**
+ * pop() for one group: the bounded index, the wake-ups and the timers.
+ *
+ * A pop claims the next entry of the index; when the index is empty it refills it from the
+ * directory (the truth), and when that finds nothing it waits for the first of:
+ *   - a doorbell ring (chokidar event, or a push by this same handle),
+ *   - the earliest known due time (a delayed message, or a lease to reap),
+ *   - the reconciliation period (covers lost watch events: inotify overflow is silent in Node),
+ *   - the caller's timeout or abort signal, or close().
+ * The watcher is started before the first scan, so no message published in between is missed.
+ */
+
+import { join } from 'node:path';
+import { moveToDead } from './dead-letters.js';
+import { DoorbellWatcher, sweepDoorbell } from './doorbell.js';
+import { ClosedError } from './errors.js';
+import type { GroupPaths } from './layout.js';
+import type { Leases } from './leases.js';
+import { Message } from './message.js';
+import { checkInteger, invalid, type ResolvedOptions } from './options.js';
+import { ReadyIndex, scanReady } from './ready-index.js';
+
+export interface PopOptions {
+  /** How long to wait for a message; 0 looks once. @default wait until a message or abort */
+  timeoutMs?: number;
+  /** Aborting rejects the pending pop with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** While a consumer is busy, a ring makes it re-read the directory at most this often. */
+const STALE_REFILL_MS = 50;
+/** Doorbell files older than this belong to producers that died. */
+const DOORBELL_MAX_AGE_MS = 60_000;
+
+export class Receiver<T> {
+  readonly #index: ReadyIndex;
+  readonly #watcher: DoorbellWatcher;
+  #started: Promise<void> | null = null;
+  #refilling: Promise<void> | null = null;
+  #stale = true;
+  #lastRefill = 0;
+  #lastReap = 0;
+  #nextDueAt: number | null = null;
+  #nextLeaseDeadline: number | null = null;
+  readonly #waiters = new Set<() => void>();
+  #closed = false;
+
+  constructor(
+    private readonly group: GroupPaths,
+    private readonly options: ResolvedOptions,
+    private readonly leases: Leases,
+    private readonly bucketMs: number,
+  ) {
+    this.#index = new ReadyIndex(options.prefetch);
+    this.#watcher = new DoorbellWatcher(group.doorbell, options);
+  }
+
+  /** Something may have arrived: re-read the directory before the next claim. */
+  wake(): void {
+    this.#stale = true;
+    for (const waiter of this.#waiters) waiter();
+  }
+
+  async pop(options: PopOptions = {}): Promise<Message<T> | null> {
+    if (typeof options !== 'object' || options === null) throw invalid('pop options', 'an object', options);
+    const timeoutMs =
+      options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : checkInteger('timeoutMs', options.timeoutMs, 0, 2 ** 31 - 1);
+    const { signal } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal', 'an AbortSignal', signal);
+    signal?.throwIfAborted();
+    if (this.#closed) throw new ClosedError('The queue is closed; open it again to pop');
+    const deadline = Date.now() + timeoutMs;
+    await this.#start();
+    for (;;) {
+      if (this.#closed) return null;
+      const message = await this.#claimNext();
+      if (message) return message;
+      const now = Date.now();
+      if (now >= deadline || this.#closed) return null;
+      const due = this.#nextDueAt === null ? Number.POSITIVE_INFINITY : Math.max(0, this.#nextDueAt - now);
+      await this.#wait(Math.min(deadline - now, this.options.reconcileMs, due), signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.wake();
+    await this.#started?.catch(() => {});
+    await this.#watcher.close();
+  }
+
+  /** The number of names held by the index now (bounded by `prefetch`). */
+  get indexed(): number {
+    return this.#index.size;
+  }
+
+  #start(): Promise<void> {
+    this.#started ??= (async () => {
+      await sweepDoorbell(this.group.doorbell, DOORBELL_MAX_AGE_MS);
+      await this.#watcher.start(() => this.wake());
+    })();
+    return this.#started;
+  }
+
+  async #claimNext(): Promise<Message<T> | null> {
+    for (;;) {
+      if (this.#closed) return null;
+      const now = Date.now();
+      if (this.#index.size === 0 || (this.#stale && now - this.#lastRefill >= STALE_REFILL_MS)) await this.#refill();
+      const entry = this.#index.shift();
+      if (!entry) return null;
+      const claimed = await this.leases.claim(entry); // null: another consumer won, or quarantined
+      if (claimed) return new Message<T>(claimed, this.leases, this.options.backoff);
+    }
+  }
+
+  #refill(): Promise<void> {
+    this.#refilling ??= this.#scan().finally(() => {
+      this.#refilling = null;
+    });
+    return this.#refilling;
+  }
+
+  async #scan(): Promise<void> {
+    this.#stale = false;
+    const now = Date.now();
+    const leaseDue = this.#nextLeaseDeadline !== null && now >= this.#nextLeaseDeadline;
+    if (leaseDue || now - this.#lastReap >= this.options.reconcileMs) {
+      this.#lastReap = now;
+      this.#nextLeaseDeadline = (await this.leases.reap(now)).nextDeadline;
+    }
+    const scan = await scanReady(this.group.ready, this.bucketMs, this.options.prefetch, now);
+    this.#index.replace(scan.entries);
+    this.#lastRefill = now;
+    const candidates = [scan.nextDueAt, this.#nextLeaseDeadline].filter((t): t is number => t !== null);
+    this.#nextDueAt = candidates.length > 0 ? Math.min(...candidates) : null;
+    for (const stranger of scan.strangers) {
+      await moveToDead(join(stranger.dir, stranger.name), this.group.dead, null, {
+        code: 'bad-name',
+        reason: `not a spoolq message name: ${JSON.stringify(stranger.name)}`,
+        originalName: stranger.name,
+      });
+    }
+  }
+
+  /** Waits for a wake-up, `ms`, or the signal. The timer keeps the process alive while waiting. */
+  #wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const finish = (error?: unknown) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#waiters.delete(wakeUp);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const wakeUp = () => finish();
+      const onAbort = () => finish(signal?.reason);
+      const timer = setTimeout(() => {
+        this.#stale = true;
+        finish();
+      }, ms);
+      this.#waiters.add(wakeUp);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
