@@ -8,7 +8,7 @@
  *   6       2     reserved, zero
  *   8       4     attributes length A (uint32 LE)
  *   12      4     payload length P (uint32 LE)
- *   16      4     CRC32 of bytes 20 .. 20+A+P (attributes and payload)
+ *   16      4     CRC32 of every other byte: 0 .. 16, then 20 .. 20+A+P
  *   20      A     attributes: UTF-8 JSON { id, enqueuedAt, contentType?, headers? }
  *   20+A    P     payload
  *
@@ -53,8 +53,13 @@ export function encodeFile(codec: CodecName, attributes: MessageAttributes, payl
   file.writeUInt32LE(payload.length, 12);
   attrs.copy(file, HEADER_BYTES);
   payload.copy(file, HEADER_BYTES + attrs.length);
-  file.writeUInt32LE(crc32(file.subarray(HEADER_BYTES)), 16);
+  file.writeUInt32LE(checksum(file), 16);
   return file;
+}
+
+/** The CRC covers the whole file but its own field, so no flipped bit goes unnoticed. */
+function checksum(file: Buffer): number {
+  return crc32(file.subarray(HEADER_BYTES), crc32(file.subarray(0, 16)));
 }
 
 /** Checks the fixed header against the file size, before the rest is read. */
@@ -76,7 +81,7 @@ export function checkHeader(header: Buffer, fileSize: number): { attrsLength: nu
 export function decodeFile(file: Buffer): DecodedFile {
   const { attrsLength } = checkHeader(file, file.length);
   const stored = file.readUInt32LE(16);
-  const actual = crc32(file.subarray(HEADER_BYTES));
+  const actual = checksum(file);
   if (stored !== actual) throw new CorruptFileError(`CRC mismatch: stored ${stored}, computed ${actual}`);
   let attributes: MessageAttributes;
   try {

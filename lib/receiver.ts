@@ -110,7 +110,12 @@ export class Receiver<T> {
       const entry = this.#index.shift();
       if (!entry) return null;
       const claimed = await this.leases.claim(entry); // null: another consumer won, or quarantined
-      if (claimed) return new Message<T>(claimed, this.leases, this.options.backoff);
+      if (claimed) {
+        // Our own lease is a due time too: if it is never settled, reap it when it expires.
+        this.#nextLeaseDeadline = earliest(this.#nextLeaseDeadline, claimed.lease.deadline);
+        this.#nextDueAt = earliest(this.#nextDueAt, claimed.lease.deadline);
+        return new Message<T>(claimed, this.leases, this.options.backoff);
+      }
     }
   }
 
@@ -132,8 +137,7 @@ export class Receiver<T> {
     const scan = await scanReady(this.group.ready, this.bucketMs, this.options.prefetch, now);
     this.#index.replace(scan.entries);
     this.#lastRefill = now;
-    const candidates = [scan.nextDueAt, this.#nextLeaseDeadline].filter((t): t is number => t !== null);
-    this.#nextDueAt = candidates.length > 0 ? Math.min(...candidates) : null;
+    this.#nextDueAt = earliest(scan.nextDueAt, this.#nextLeaseDeadline);
     for (const stranger of scan.strangers) {
       await moveToDead(join(stranger.dir, stranger.name), this.group.dead, null, {
         code: 'bad-name',
@@ -146,6 +150,10 @@ export class Receiver<T> {
   /** Waits for a wake-up, `ms`, or the signal. The timer keeps the process alive while waiting. */
   #wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason); // aborted while this pop was scanning
+        return;
+      }
       const finish = (error?: unknown) => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
@@ -163,4 +171,10 @@ export class Receiver<T> {
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
+}
+
+function earliest(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.min(a, b);
 }

@@ -1,0 +1,253 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { openQueue } from '../lib/index.js';
+import { cleanup, spoolPath } from './helpers.js';
+
+afterEach(cleanup);
+
+describe('push and pop', () => {
+  it('delivers data, body, id, attempts, enqueuedAt, priority and headers', async () => {
+    const q = await openQueue<{ n: number }>(await spoolPath(), { durability: 'none' });
+    const before = Date.now();
+    const id = await q.push({ n: 1 }, { headers: { trace: 'abc' } });
+    const m = await q.pop({ timeoutMs: 0 });
+    expect(m).not.toBeNull();
+    expect(m?.id).toBe(id);
+    expect(m?.data).toEqual({ n: 1 });
+    expect(m?.body.toString()).toBe('{"n":1}');
+    expect(m?.attempts).toBe(1);
+    expect(m?.priority).toBe(4);
+    expect(m?.headers).toEqual({ trace: 'abc' });
+    expect(m?.enqueuedAt).toBeGreaterThanOrEqual(before);
+    await m?.ack();
+    expect(await q.pop({ timeoutMs: 0 })).toBeNull();
+    await q.close();
+  });
+
+  it('raw codec takes strings and bytes and gives Buffers', async () => {
+    const q = await openQueue(await spoolPath(), { codec: 'raw', durability: 'none' });
+    await q.push('text');
+    await q.push(new Uint8Array([0, 255, 7]));
+    const a = await q.pop({ timeoutMs: 0 });
+    const b = await q.pop({ timeoutMs: 0 });
+    expect(Buffer.isBuffer(a?.data)).toBe(true);
+    expect(a?.data.toString()).toBe('text');
+    expect([...(b?.body ?? [])]).toEqual([0, 255, 7]);
+    await q.close();
+  });
+
+  it('pop waits for a push and honours timeoutMs and the abort signal', async () => {
+    const q = await openQueue(await spoolPath(), { durability: 'none' });
+    const t0 = Date.now();
+    expect(await q.pop({ timeoutMs: 150 })).toBeNull();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+
+    const waiting = q.pop();
+    setTimeout(() => void q.push('late'), 50);
+    expect((await waiting)?.data).toBe('late');
+
+    const ac = new AbortController();
+    const aborted = q.pop({ signal: ac.signal });
+    ac.abort(new Error('stop'));
+    await expect(aborted).rejects.toThrow('stop');
+    await expect(q.pop({ signal: AbortSignal.abort() })).rejects.toThrow();
+    await q.close();
+  });
+
+  it('pushMany publishes in order and returns the ids', async () => {
+    const q = await openQueue(await spoolPath());
+    const ids = await q.pushMany(Array.from({ length: 50 }, (_, i) => i));
+    expect(new Set(ids).size).toBe(50);
+    for (let i = 0; i < 50; i++) {
+      const m = await q.pop({ timeoutMs: 0 });
+      expect(m?.data).toBe(i);
+      expect(m?.id).toBe(ids[i]);
+      await m?.ack();
+    }
+    await q.close();
+  });
+});
+
+describe('order', () => {
+  it('delivers priority 0 before 4 before 9, FIFO within a priority', async () => {
+    const q = await openQueue(await spoolPath(), { durability: 'none' });
+    const pushed: Array<[number, string]> = [];
+    for (let i = 0; i < 30; i++) {
+      const priority = [9, 4, 0][i % 3] as number;
+      await q.push(`${priority}:${i}`, { priority });
+      pushed.push([priority, `${priority}:${i}`]);
+    }
+    const expected = pushed.sort((a, b) => a[0] - b[0]).map(([, v]) => v); // stable sort keeps push order
+    const got: string[] = [];
+    for (let m = await q.pop({ timeoutMs: 0 }); m; m = await q.pop({ timeoutMs: 0 })) {
+      got.push(m.data as string);
+      await m.ack();
+    }
+    expect(got).toEqual(expected);
+    await q.close();
+  });
+
+  it('does not deliver a delayed message before it is due, and delivers it within 100 ms after', async () => {
+    const q = await openQueue(await spoolPath(), { durability: 'none' });
+    const pushedAt = Date.now();
+    await q.push('later', { delayMs: 400 });
+    await q.push('now');
+    const first = await q.pop({ timeoutMs: 0 });
+    expect(first?.data).toBe('now');
+    await first?.ack();
+    expect(await q.pop({ timeoutMs: 0 })).toBeNull();
+    expect((await q.stats()).delayed).toBe(1);
+    const m = await q.pop({ timeoutMs: 5_000 });
+    const deliveredAt = Date.now();
+    expect(m?.data).toBe('later');
+    expect(deliveredAt - pushedAt).toBeGreaterThanOrEqual(400);
+    expect(deliveredAt - (pushedAt + 400)).toBeLessThan(100);
+    await q.close();
+  });
+
+  it('a higher priority pushed while a consumer is busy overtakes the backlog', async () => {
+    const q = await openQueue(await spoolPath(), { durability: 'none' });
+    await q.pushMany(Array.from({ length: 20 }, (_, i) => `low-${i}`), { priority: 9 });
+    const first = await q.pop({ timeoutMs: 0 });
+    await first?.ack();
+    await q.push('urgent', { priority: 0 });
+    await new Promise((r) => setTimeout(r, 60)); // a ring makes a busy consumer re-read within 50 ms
+    const next = await q.pop({ timeoutMs: 0 });
+    expect(next?.data).toBe('urgent');
+    await q.close();
+  });
+});
+
+describe('consume and messages', () => {
+  it('consume acks on resolve and retries on throw with attempts + 1', async () => {
+    const q = await openQueue<string>(await spoolPath(), { durability: 'none', backoff: { baseMs: 10, maxMs: 20 } });
+    await q.pushMany(['a', 'b', 'fail-once']);
+    const seen: string[] = [];
+    let allSeen!: () => void;
+    const done = new Promise<void>((resolve) => {
+      allSeen = resolve;
+    });
+    const consumer = q.consume(
+      async (m) => {
+        seen.push(`${m.data}#${m.attempts}`);
+        if (m.data === 'fail-once' && m.attempts === 1) throw new Error('boom');
+        if (seen.length === 4) allSeen();
+      },
+      { concurrency: 2 },
+    );
+    await done;
+    await consumer.close();
+    expect(seen.sort()).toEqual(['a#1', 'b#1', 'fail-once#1', 'fail-once#2']);
+    await q.close();
+    const stats = await (await openQueue(q.dir)).stats();
+    expect(stats).toMatchObject({ ready: 0, leased: 0, delayed: 0, dead: 0 });
+  });
+
+  it('consume extends the lease of a long handler so it is not redelivered', async () => {
+    const q = await openQueue(await spoolPath(), { durability: 'none', leaseMs: 150 });
+    const other = await openQueue(q.dir, { durability: 'none', leaseMs: 150 });
+    await q.push('slow');
+    let calls = 0;
+    const finished = new Promise<void>((resolve) => {
+      q.consume(async () => {
+        calls++;
+        expect(await other.pop({ timeoutMs: 600 })).toBeNull(); // 4 leases long: still ours
+        resolve();
+      });
+    });
+    await finished;
+    await q.close();
+    expect(calls).toBe(1);
+    expect((await other.stats()).leased).toBe(0);
+    await other.close();
+  });
+
+  it('consume close() waits for running handlers; the signal closes it too', async () => {
+    const q = await openQueue(await spoolPath(), { durability: 'none' });
+    await q.push('x');
+    let finished = false;
+    let started!: () => void;
+    const running = new Promise<void>((r) => {
+      started = r;
+    });
+    const ac = new AbortController();
+    const consumer = q.consume(
+      async () => {
+        started();
+        await new Promise((r) => setTimeout(r, 100));
+        finished = true;
+      },
+      { signal: ac.signal },
+    );
+    await running;
+    ac.abort();
+    await consumer.close();
+    expect(finished).toBe(true);
+    expect(consumer.close()).toBe(consumer.close());
+    expect((await q.stats()).ready + (await q.stats()).leased).toBe(0);
+    await q.close();
+  });
+
+  it('messages() yields until the signal aborts', async () => {
+    const q = await openQueue<number>(await spoolPath(), { durability: 'none' });
+    await q.pushMany([1, 2, 3]);
+    const ac = new AbortController();
+    const got: number[] = [];
+    for await (const m of q.messages({ signal: ac.signal })) {
+      got.push(m.data);
+      await m.ack();
+      if (got.length === 3) setTimeout(() => ac.abort(), 20);
+    }
+    expect(got).toEqual([1, 2, 3]);
+    await q.close();
+  });
+});
+
+describe('stats, purge, close', () => {
+  it('counts ready, leased, delayed and the age of the oldest ready message', async () => {
+    const q = await openQueue(await spoolPath(), { durability: 'none' });
+    await q.pushMany([1, 2, 3]);
+    await q.push(4, { delayMs: 60_000 });
+    const m = await q.pop({ timeoutMs: 0 });
+    await new Promise((r) => setTimeout(r, 20));
+    const stats = await q.stats();
+    expect(stats).toMatchObject({ ready: 2, leased: 1, delayed: 1, dead: 0 });
+    expect(stats.oldestReadyAgeMs).toBeGreaterThanOrEqual(15);
+    await m?.ack();
+    expect(await q.purge()).toBe(3);
+    expect(await q.stats()).toMatchObject({ ready: 0, leased: 0, delayed: 0, oldestReadyAgeMs: null });
+    await q.close();
+  });
+
+  it('close() is idempotent and later calls reject with ECLOSED', async () => {
+    const q = await openQueue(await spoolPath(), { durability: 'none' });
+    const waiting = q.pop();
+    const closing = q.close();
+    expect(q.close()).toBe(closing);
+    await closing;
+    expect(await waiting).toBeNull();
+    await expect(q.push(1)).rejects.toMatchObject({ code: 'ECLOSED' });
+    expect(() => q.pop()).toThrow(expect.objectContaining({ code: 'ECLOSED' }));
+  });
+
+  it('close() waits for publishes in flight: they are all there afterwards', async () => {
+    const dir = await spoolPath();
+    const q = await openQueue(dir);
+    const pushes = Array.from({ length: 20 }, (_, i) => q.push(i));
+    await q.close();
+    const ids = await Promise.all(pushes);
+    const again = await openQueue(dir);
+    expect((await again.stats()).ready).toBe(ids.length);
+    await again.close();
+  });
+
+  it('a message can be acked after its queue handle closed', async () => {
+    const q = await openQueue(await spoolPath(), { durability: 'none' });
+    await q.push(1);
+    const m = await q.pop({ timeoutMs: 0 });
+    await q.close();
+    await m?.ack();
+    const again = await openQueue(q.dir, { durability: 'none' });
+    expect((await again.stats()).leased).toBe(0);
+    await again.close();
+  });
+});

@@ -1,0 +1,76 @@
+import { crc32 } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { backoffDelay } from '../lib/backoff.js';
+import { CorruptFileError, HEADER_BYTES, decodeFile, encodeFile } from '../lib/message-file.js';
+import { IdGenerator, formatBucket, formatLeased, formatReady, parseBucket, parseLeased, parseReady } from '../lib/names.js';
+
+describe('names', () => {
+  it('round-trip, and sort in delivery order', () => {
+    const ids = new IdGenerator();
+    const a = { priority: 0, visibleAt: 1_700_000_000_123, id: ids.next(), attempt: 1 };
+    const b = { priority: 0, visibleAt: 1_700_000_000_123, id: ids.next(), attempt: 3 };
+    const c = { priority: 0, visibleAt: 1_700_000_000_124, id: ids.next(), attempt: 1 };
+    const d = { priority: 9, visibleAt: 1_600_000_000_000, id: ids.next(), attempt: 1 };
+    for (const n of [a, b, c, d]) expect(parseReady(formatReady(n))).toEqual(n);
+    const shuffled = [d, c, b, a].map(formatReady).sort();
+    expect(shuffled).toEqual([a, b, c, d].map(formatReady));
+    const leased = { deadline: 1_700_000_030_000, ready: formatReady(a), token: '0123456789abcdef' };
+    expect(parseLeased(formatLeased(leased))).toEqual(leased);
+    expect(parseBucket(formatBucket(4, 1_700_000_000_123, 10_000))).toEqual({ priority: 4, bucket: 170_000_000 });
+  });
+
+  it('reject anything else', () => {
+    for (const bad of ['', '.x', '4-abc', 'garbage name!', `${formatReady({ priority: 1, visibleAt: 1, id: 'a'.repeat(24), attempt: 1 })}x`]) {
+      expect(parseReady(bad)).toBeNull();
+      expect(parseLeased(bad)).toBeNull();
+    }
+    expect(parseBucket('4-xyz')).toBeNull();
+  });
+
+  it('ids of one producer increase, and its clock never goes back', () => {
+    const ids = new IdGenerator();
+    const list = Array.from({ length: 100 }, () => ids.next());
+    expect([...list].sort()).toEqual(list);
+    let last = 0;
+    for (let i = 0; i < 100; i++) {
+      const now = ids.now();
+      expect(now).toBeGreaterThanOrEqual(last);
+      last = now;
+    }
+  });
+});
+
+describe('message file', () => {
+  const attrs = { id: 'a'.repeat(24), enqueuedAt: 1, headers: { k: 'v' } };
+
+  it('round-trips', () => {
+    const file = encodeFile('json', attrs, Buffer.from('{"x":1}'));
+    expect(file.readUInt32LE(16)).toBe(crc32(file.subarray(HEADER_BYTES), crc32(file.subarray(0, 16))));
+    const decoded = decodeFile(file);
+    expect(decoded.attributes).toEqual(attrs);
+    expect(decoded.payload.toString()).toBe('{"x":1}');
+    expect(decoded.codec).toBe('json');
+    expect(decodeFile(encodeFile('raw', attrs, Buffer.alloc(0))).codec).toBe('raw');
+  });
+
+  it('detects every truncation and every flipped bit', () => {
+    const file = encodeFile('raw', attrs, Buffer.from('payload bytes'));
+    for (let len = 0; len < file.length; len++) expect(() => decodeFile(file.subarray(0, len))).toThrow(CorruptFileError);
+    for (let bit = 0; bit < file.length * 8; bit++) {
+      const copy = Buffer.from(file);
+      copy[bit >> 3] = (copy[bit >> 3] as number) ^ (1 << (bit & 7));
+      expect(() => decodeFile(copy), `bit ${bit}`).toThrow(CorruptFileError);
+    }
+  });
+});
+
+describe('backoff', () => {
+  const backoff = { baseMs: 1_000, maxMs: 60_000 };
+  it('doubles per attempt within [delay/2, delay], capped at maxMs', () => {
+    expect(backoffDelay(1, backoff, () => 0)).toBe(500);
+    expect(backoffDelay(1, backoff, () => 1)).toBe(1_000);
+    expect(backoffDelay(3, backoff, () => 1)).toBe(4_000);
+    expect(backoffDelay(20, backoff, () => 1)).toBe(60_000);
+    expect(backoffDelay(20, backoff, () => 0)).toBe(30_000);
+  });
+});
