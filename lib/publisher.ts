@@ -45,6 +45,9 @@ interface Prepared {
 const IO_CONCURRENCY = 32;
 
 export class Publisher {
+  /** Resolves when the previous publish has linked its messages: keeps link order = push order. */
+  #linkLane: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly spool: Spool,
     private readonly options: ResolvedOptions,
@@ -57,6 +60,24 @@ export class Publisher {
     const prepared = items.map((item) => this.#prepare(item.data, item.options ?? {}));
     if (this.commit.failure) throw this.commit.failure;
     if (prepared.length === 0) return [];
+    // Take a turn in the link lane now, synchronously, so turns follow id order. The turn is
+    // passed on only after the previous publish passed it on, however this one ends.
+    const turn = this.#linkLane;
+    let linked!: () => void;
+    this.#linkLane = new Promise<void>((resolve) => {
+      linked = () => void turn.then(resolve);
+    });
+    let placed: { touched: Set<string>; doorbells: string[] };
+    try {
+      placed = await this.#writeAndLink(prepared, turn);
+    } finally {
+      linked(); // before the commit, so the next publish links while this one syncs
+    }
+    await this.commit.commit({ dirs: placed.touched, doorbells: placed.doorbells });
+    return prepared.map((p) => p.id);
+  }
+
+  async #writeAndLink(prepared: Prepared[], turn: Promise<void>): Promise<{ touched: Set<string>; doorbells: string[] }> {
     const sync = this.options.durability === 'fsync';
     const groups = (await this.spool.groupNames()).map((g) => this.spool.group(g));
 
@@ -75,7 +96,10 @@ export class Publisher {
     const touched = new Set<string>();
     const visible: string[] = [];
     try {
-      await forEachLimit(prepared, IO_CONCURRENCY, async (p) => {
+      // One at a time, in push order: a consumer never sees a producer's later message without
+      // the earlier ones (strict FIFO per producer). Writes and syncs above stay concurrent.
+      await turn;
+      for (const p of prepared) {
         for (const group of groups) {
           const dir = join(group.ready, p.bucket);
           const target = join(dir, p.name);
@@ -84,7 +108,7 @@ export class Publisher {
             touched.add(dir);
           }
         }
-      });
+      }
     } catch (error) {
       // Undo what became visible. A name already claimed by a consumer is gone (ENOENT):
       // that delivery stands, which at-least-once allows.
@@ -93,9 +117,7 @@ export class Publisher {
       throw publishError('linking the message into ready/', error);
     }
     if (!single) await Promise.all(prepared.map((p) => unlink(p.tmp).catch(() => {})));
-
-    await this.commit.commit({ dirs: touched, doorbells: groups.map((g) => g.doorbell) });
-    return prepared.map((p) => p.id);
+    return { touched, doorbells: groups.map((g) => g.doorbell) };
   }
 
   #prepare(data: unknown, options: PushOptions): Prepared {

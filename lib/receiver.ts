@@ -27,8 +27,13 @@ export interface PopOptions {
   signal?: AbortSignal;
 }
 
-/** While a consumer is busy, a ring makes it re-read the directory at most this often. */
+/**
+ * While a consumer is busy, a ring makes it re-read the directory (to see a higher priority)
+ * at most every STALE_REFILL_MS, and at most 1/STALE_REFILL_RATIO of its time: a large bucket
+ * can take tens of ms to list.
+ */
 const STALE_REFILL_MS = 50;
+const STALE_REFILL_RATIO = 20;
 /** Doorbell files older than this belong to producers that died. */
 const DOORBELL_MAX_AGE_MS = 60_000;
 
@@ -39,6 +44,7 @@ export class Receiver<T> {
   #refilling: Promise<void> | null = null;
   #stale = true;
   #lastRefill = 0;
+  #lastScanMs = 0;
   #lastReap = 0;
   #nextDueAt: number | null = null;
   #nextLeaseDeadline: number | null = null;
@@ -106,7 +112,8 @@ export class Receiver<T> {
     for (;;) {
       if (this.#closed) return null;
       const now = Date.now();
-      if (this.#index.size === 0 || (this.#stale && now - this.#lastRefill >= STALE_REFILL_MS)) await this.#refill();
+      const refillEvery = Math.max(STALE_REFILL_MS, STALE_REFILL_RATIO * this.#lastScanMs);
+      if (this.#index.size === 0 || (this.#stale && now - this.#lastRefill >= refillEvery)) await this.#refill();
       const entry = this.#index.shift();
       if (!entry) return null;
       const claimed = await this.leases.claim(entry); // null: another consumer won, or quarantined
@@ -136,7 +143,8 @@ export class Receiver<T> {
     }
     const scan = await scanReady(this.group.ready, this.bucketMs, this.options.prefetch, now);
     this.#index.replace(scan.entries);
-    this.#lastRefill = now;
+    this.#lastRefill = Date.now();
+    this.#lastScanMs = this.#lastRefill - now;
     this.#nextDueAt = earliest(scan.nextDueAt, this.#nextLeaseDeadline);
     for (const stranger of scan.strangers) {
       await moveToDead(join(stranger.dir, stranger.name), this.group.dead, null, {

@@ -86,6 +86,30 @@ describe('order', () => {
     await q.close();
   });
 
+  it('keeps strict FIFO per producer when pushes overlap each other and a running consumer', async () => {
+    const dir = await spoolPath();
+    // fsync: data syncs of concurrent pushes finish out of order, which is what could reorder links
+    const producer = await openQueue<number>(dir, { durability: 'fsync' });
+    const consumer = await openQueue<number>(dir, { durability: 'none' });
+    const got: number[] = [];
+    const draining = (async () => {
+      while (got.length < 400) {
+        const m = await consumer.pop({ timeoutMs: 5_000 });
+        if (!m) break;
+        got.push(m.data);
+        await m.ack();
+      }
+    })();
+    const pushes: Promise<unknown>[] = [];
+    for (let i = 0; i < 200; i++) pushes.push(producer.push(i)); // not awaited one by one
+    pushes.push(producer.pushMany(Array.from({ length: 200 }, (_, i) => 200 + i)));
+    await Promise.all(pushes);
+    await draining;
+    expect(got).toEqual(Array.from({ length: 400 }, (_, i) => i));
+    await producer.close();
+    await consumer.close();
+  });
+
   it('does not deliver a delayed message before it is due, and delivers it within 100 ms after', async () => {
     const q = await openQueue(await spoolPath(), { durability: 'none' });
     const pushedAt = Date.now();
@@ -106,7 +130,10 @@ describe('order', () => {
 
   it('a higher priority pushed while a consumer is busy overtakes the backlog', async () => {
     const q = await openQueue(await spoolPath(), { durability: 'none' });
-    await q.pushMany(Array.from({ length: 20 }, (_, i) => `low-${i}`), { priority: 9 });
+    await q.pushMany(
+      Array.from({ length: 20 }, (_, i) => `low-${i}`),
+      { priority: 9 },
+    );
     const first = await q.pop({ timeoutMs: 0 });
     await first?.ack();
     await q.push('urgent', { priority: 0 });
