@@ -35,6 +35,8 @@ export async function scanReady(readyDir: string, bucketMs: number, window: numb
   const dueAt = (t: number) => {
     if (result.nextDueAt === null || t < result.nextDueAt) result.nextDueAt = t;
   };
+  /** Buckets listed by this scan, per priority, in the order listed. */
+  const listed = new Map<number, Array<{ dir: string; contributed: boolean }>>();
   const buckets = (await readdir(readyDir)).filter((n) => !n.startsWith('.')).sort();
   for (const bucketName of buckets) {
     const bucket = parseBucket(bucketName);
@@ -49,37 +51,73 @@ export async function scanReady(readyDir: string, bucketMs: number, window: numb
     }
     if (result.entries.length >= window) continue; // later due buckets sort after the window
     const dir = join(readyDir, bucketName);
-    let selected: IndexEntry[] = [];
-    let seen = 0;
-    try {
-      for await (const entry of await opendir(dir, { bufferSize: 256 })) {
-        seen++;
-        const name = entry.name;
-        if (name.startsWith('.')) continue;
-        const ready = parseReady(name);
-        if (!ready) {
-          result.strangers.push({ dir, name });
-        } else if (ready.visibleAt > now) {
-          dueAt(ready.visibleAt);
-        } else {
-          selected.push({ dir, name });
-          // Keep memory bounded while streaming a large bucket: sort and cut now and then.
-          if (selected.length >= 2 * window) selected = selected.sort(byName).slice(0, window);
-        }
-      }
-    } catch (error) {
-      if (isErrno(error, 'ENOENT', 'ENOTDIR')) continue; // removed meanwhile
-      throw error;
-    }
-    if (seen === 0 && start + 2 * bucketMs < now) {
+    const listing = await listBucket(dir, window, now, result, dueAt);
+    if (listing === null) continue; // removed meanwhile
+    if (listing.seen === 0 && start + 2 * bucketMs < now) {
       // Drained and old: remove it so the directory does not grow forever. A publisher or
       // nack racing with this gets ENOENT and recreates the bucket.
       await rmdir(dir).catch(() => {});
     }
-    result.entries.push(...selected.sort(byName));
+    const perPriority = listed.get(bucket.priority) ?? [];
+    perPriority.push({ dir, contributed: listing.selected.length > 0 });
+    listed.set(bucket.priority, perPriority);
+    result.entries.push(...listing.selected);
     if (result.entries.length > window) result.entries.length = window;
   }
+  // Strict FIFO per producer across a bucket boundary: while this scan ran, a producer may have
+  // linked message 1 into an older bucket (after it was listed) and message 2 into a newer one
+  // (before it was listed). Listing the older buckets again after the newer one catches message
+  // 1, since a producer links in push order. Older buckets were taken whole into a window that
+  // was not full, so this costs less than one window.
+  const again: IndexEntry[] = [];
+  for (const perPriority of listed.values()) {
+    if (perPriority.length < 2 || !perPriority[perPriority.length - 1]?.contributed) continue;
+    for (const { dir } of perPriority.slice(0, -1)) {
+      again.push(...((await listBucket(dir, window, now, null, () => {}))?.selected ?? []));
+    }
+  }
+  if (again.length > 0) {
+    const known = new Set(result.entries.map((e) => e.name));
+    result.entries.push(...again.filter((e) => !known.has(e.name)));
+    result.entries = result.entries.sort(byName).slice(0, window);
+  }
   return result;
+}
+
+/**
+ * Streams one bucket directory, keeping its `window` smallest due names (sorted), and reporting
+ * strangers and not-yet-due names through `result` and `dueAt`. Null if the bucket is gone.
+ */
+async function listBucket(
+  dir: string,
+  window: number,
+  now: number,
+  result: ScanResult | null,
+  dueAt: (t: number) => void,
+): Promise<{ selected: IndexEntry[]; seen: number } | null> {
+  let selected: IndexEntry[] = [];
+  let seen = 0;
+  try {
+    for await (const entry of await opendir(dir, { bufferSize: 256 })) {
+      seen++;
+      const name = entry.name;
+      if (name.startsWith('.')) continue;
+      const ready = parseReady(name);
+      if (!ready) {
+        result?.strangers.push({ dir, name });
+      } else if (ready.visibleAt > now) {
+        dueAt(ready.visibleAt);
+      } else {
+        selected.push({ dir, name });
+        // Keep memory bounded while streaming a large bucket: sort and cut now and then.
+        if (selected.length >= 2 * window) selected = selected.sort(byName).slice(0, window);
+      }
+    }
+  } catch (error) {
+    if (isErrno(error, 'ENOENT', 'ENOTDIR')) return null;
+    throw error;
+  }
+  return { selected: selected.sort(byName).slice(0, window), seen };
 }
 
 /** The window of due names, consumed from the front. */

@@ -1,0 +1,55 @@
+/**
+ * A scan racing a producer at a bucket boundary (strict FIFO per producer). The fs wrapper
+ * plays the producer at the worst moment: after the scan listed the older bucket, and before
+ * it lists the newer one, message 1 is linked into the older bucket and message 2 into the
+ * newer one. The scan must not return message 2 without message 1.
+ */
+import * as fsp from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, expect, it, vi } from 'vitest';
+import { formatBucket, formatReady } from '../lib/names.js';
+import { cleanup, tempDir } from './helpers.js';
+
+const hook: { beforeOpendir?: (dir: string) => Promise<void> } = {};
+
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs/promises')>();
+  return {
+    ...real,
+    opendir: async (dir: string, options?: object) => {
+      await hook.beforeOpendir?.(dir);
+      return real.opendir(dir, options);
+    },
+  };
+});
+
+afterEach(async () => {
+  hook.beforeOpendir = undefined;
+  await cleanup();
+});
+
+it('a scan never returns a later message of a producer without the earlier one across buckets', async () => {
+  const { scanReady } = await import('../lib/ready-index.js');
+  const bucketMs = 10_000;
+  const now = Date.now();
+  const older = now - bucketMs; // the previous bucket
+  const ready = await tempDir();
+  const olderDir = join(ready, formatBucket(4, older, bucketMs));
+  const newerDir = join(ready, formatBucket(4, now, bucketMs));
+  await fsp.mkdir(olderDir);
+  await fsp.mkdir(newerDir);
+  const producer = 'ab'.repeat(6);
+  const m1 = formatReady({ priority: 4, visibleAt: older + bucketMs - 1, id: `${producer}000000000001`, attempt: 1 });
+  const m2 = formatReady({ priority: 4, visibleAt: now, id: `${producer}000000000002`, attempt: 1 });
+  let linked = false;
+  hook.beforeOpendir = async (dir) => {
+    if (dir === newerDir && !linked) {
+      linked = true;
+      await fsp.writeFile(join(olderDir, m1), 'm1');
+      await fsp.writeFile(join(newerDir, m2), 'm2');
+    }
+  };
+  const scan = await scanReady(ready, bucketMs, 100, now);
+  expect(linked).toBe(true);
+  expect(scan.entries.map((e) => e.name)).toEqual([m1, m2]);
+});
