@@ -28,8 +28,6 @@ export class GroupCommit {
   #pending: Pending[] = [];
   #running = false;
   #failure: DurabilityError | null = null;
-  /** Rounds and directory fsyncs done: lets tests and benchmarks see the sharing. */
-  readonly counters = { rounds: 0, dirSyncs: 0 };
 
   constructor(
     private readonly sync: boolean,
@@ -61,8 +59,6 @@ export class GroupCommit {
       }
       if (this.sync) {
         try {
-          this.counters.rounds++;
-          this.counters.dirSyncs += dirs.size;
           await Promise.all([...dirs].map((d) => fsyncDir(d)));
         } catch (error) {
           this.#failure = new DurabilityError(
