@@ -162,6 +162,10 @@ export class Receiver<T> {
         reject(signal.reason); // aborted while this pop was scanning
         return;
       }
+      if (this.#stale) {
+        resolve(); // rung while this pop was scanning: the scan may have missed it, look again
+        return;
+      }
       const finish = (error?: unknown) => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
