@@ -1,7 +1,7 @@
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SpoolqError, openQueue } from '../lib/index.js';
+import { openQueue, SpoolqError } from '../lib/index.js';
 import { cleanup, listFiles, spoolPath, tempDir } from './helpers.js';
 
 afterEach(cleanup);

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Queue, openQueue } from '../lib/index.js';
+import { openQueue, type Queue } from '../lib/index.js';
 import { DEFAULT_BUCKET_MS } from '../lib/layout.js';
 import { ReadyIndex, scanReady } from '../lib/ready-index.js';
 import { cleanup, spoolPath } from './helpers.js';

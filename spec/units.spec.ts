@@ -1,8 +1,8 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { backoffDelay } from '../lib/backoff.js';
-import { CorruptFileError, HEADER_BYTES, decodeFile, encodeFile } from '../lib/message-file.js';
-import { IdGenerator, formatBucket, formatLeased, formatReady, parseBucket, parseLeased, parseReady } from '../lib/names.js';
+import { CorruptFileError, decodeFile, encodeFile, HEADER_BYTES } from '../lib/message-file.js';
+import { formatBucket, formatLeased, formatReady, IdGenerator, parseBucket, parseLeased, parseReady } from '../lib/names.js';
 
 describe('names', () => {
   it('round-trip, and sort in delivery order', () => {
@@ -20,7 +20,13 @@ describe('names', () => {
   });
 
   it('reject anything else', () => {
-    for (const bad of ['', '.x', '4-abc', 'garbage name!', `${formatReady({ priority: 1, visibleAt: 1, id: 'a'.repeat(24), attempt: 1 })}x`]) {
+    for (const bad of [
+      '',
+      '.x',
+      '4-abc',
+      'garbage name!',
+      `${formatReady({ priority: 1, visibleAt: 1, id: 'a'.repeat(24), attempt: 1 })}x`,
+    ]) {
       expect(parseReady(bad)).toBeNull();
       expect(parseLeased(bad)).toBeNull();
     }
