@@ -55,16 +55,19 @@ export class Leases {
     private readonly settings: LeaseSettings,
   ) {}
 
-  /** Claims `entry`. Null when another consumer won it, or when it was quarantined. */
-  async claim(entry: IndexEntry, now = Date.now()): Promise<Claimed | null> {
+  /**
+   * Claims `entry`: 'taken' when another consumer won it (or it is gone), 'quarantined' when
+   * the file was bad and moved to the dead letters.
+   */
+  async claim(entry: IndexEntry, now = Date.now()): Promise<Claimed | 'taken' | 'quarantined'> {
     const ready = parseReady(entry.name);
-    if (!ready) return null;
+    if (!ready) return 'taken';
     const lease: Lease = { name: '', ready, readyName: entry.name, token: newToken(), deadline: now + this.settings.leaseMs };
     lease.name = formatLeased({ deadline: lease.deadline, ready: entry.name, token: lease.token });
     try {
       await rename(join(entry.dir, entry.name), this.#leased(lease.name));
     } catch (error) {
-      if (isErrno(error, 'ENOENT')) return null;
+      if (isErrno(error, 'ENOENT')) return 'taken';
       throw error;
     }
     try {
@@ -74,7 +77,7 @@ export class Leases {
       if (!(error instanceof CorruptFileError)) throw error; // I/O error: the lease expires, and it is retried
       const code: DeadCode = error instanceof TooLargeFileError ? 'too-large' : 'corrupt';
       await moveToDead(this.#leased(lease.name), this.group.dead, entry.name, { code, reason: error.message });
-      return null;
+      return 'quarantined';
     }
   }
 

@@ -120,27 +120,48 @@ async function listBucket(
   return { selected: selected.sort(byName).slice(0, window), seen };
 }
 
-/** The window of due names, consumed from the front. */
+/**
+ * The window of due names. Taken in order from a cursor; `jump()` moves the cursor to a random
+ * place, and taking goes on from there, wrapping around, until every name was taken once.
+ */
 export class ReadyIndex {
-  #entries: IndexEntry[] = [];
-  #head = 0;
+  #entries: Array<IndexEntry | undefined> = [];
+  #cursor = 0;
+  #size = 0;
 
   constructor(readonly window: number) {}
 
   get size(): number {
-    return this.#entries.length - this.#head;
+    return this.#size;
   }
 
   replace(entries: IndexEntry[]): void {
     if (entries.length > this.window) throw new RangeError('index entries exceed the window');
     this.#entries = entries;
-    this.#head = 0;
+    this.#cursor = 0;
+    this.#size = entries.length;
   }
 
+  /** Takes the name at the cursor (or the next one left after it). */
   shift(): IndexEntry | undefined {
-    if (this.#head >= this.#entries.length) return undefined;
-    const entry = this.#entries[this.#head++];
-    if (this.#head === this.#entries.length) this.replace([]);
-    return entry;
+    while (this.#size > 0) {
+      if (this.#cursor >= this.#entries.length) this.#cursor = 0;
+      const entry = this.#entries[this.#cursor];
+      this.#entries[this.#cursor++] = undefined;
+      if (entry) {
+        this.#size--;
+        return entry;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Moves the cursor to a random place. Consumers that share a spool index the same names in
+   * the same order; after losing a claim race, jumping makes them work different regions
+   * instead of racing for every name.
+   */
+  jump(random: () => number = Math.random): void {
+    this.#cursor = Math.floor(random() * this.#entries.length);
   }
 }

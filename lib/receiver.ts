@@ -34,6 +34,8 @@ export interface PopOptions {
  */
 const STALE_REFILL_MS = 50;
 const STALE_REFILL_RATIO = 20;
+/** Claim races lost in a row after which the window is re-read: it is mostly stale by then. */
+const LOST_RACES_BEFORE_REFILL = 4;
 /** Doorbell files older than this belong to producers that died. */
 const DOORBELL_MAX_AGE_MS = 60_000;
 
@@ -50,6 +52,7 @@ export class Receiver<T> {
   #nextLeaseDeadline: number | null = null;
   readonly #waiters = new Set<() => void>();
   #closed = false;
+  #lostRaces = 0;
 
   constructor(
     private readonly group: GroupPaths,
@@ -113,11 +116,22 @@ export class Receiver<T> {
       if (this.#closed) return null;
       const now = Date.now();
       const refillEvery = Math.max(STALE_REFILL_MS, STALE_REFILL_RATIO * this.#lastScanMs);
-      if (this.#index.size === 0 || (this.#stale && now - this.#lastRefill >= refillEvery)) await this.#refill();
+      const lostTooMany = this.#lostRaces >= LOST_RACES_BEFORE_REFILL;
+      if (this.#index.size === 0 || lostTooMany || (this.#stale && now - this.#lastRefill >= refillEvery)) await this.#refill();
       const entry = this.#index.shift();
       if (!entry) return null;
-      const claimed = await this.leases.claim(entry); // null: another consumer won, or quarantined
-      if (claimed) {
+      const claimed = await this.leases.claim(entry);
+      // Lost a race to another consumer: move elsewhere in the window rather than race it for
+      // every following name, and after a streak of losses re-read the directory, since the
+      // window is then mostly names taken by others. A consumer that never loses a race takes
+      // names strictly in order.
+      if (claimed === 'taken') {
+        this.#index.jump();
+        if (++this.#lostRaces >= LOST_RACES_BEFORE_REFILL) this.#stale = true;
+      } else {
+        this.#lostRaces = 0;
+      }
+      if (typeof claimed === 'object') {
         // Our own lease is a due time too: if it is never settled, reap it when it expires.
         this.#nextLeaseDeadline = earliest(this.#nextLeaseDeadline, claimed.lease.deadline);
         this.#nextDueAt = earliest(this.#nextDueAt, claimed.lease.deadline);
@@ -135,6 +149,7 @@ export class Receiver<T> {
 
   async #scan(): Promise<void> {
     this.#stale = false;
+    this.#lostRaces = 0;
     const now = Date.now();
     const leaseDue = this.#nextLeaseDeadline !== null && now >= this.#nextLeaseDeadline;
     if (leaseDue || now - this.#lastReap >= this.options.reconcileMs) {

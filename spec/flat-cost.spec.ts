@@ -42,6 +42,18 @@ describe(`a backlog of ${BACKLOG} messages`, () => {
     expect(scan.entries.map((e) => e.name)).toEqual(allNames.slice(0, WINDOW));
   });
 
+  it('after a jump the index still yields every name exactly once, wrapping around', () => {
+    const index = new ReadyIndex(10);
+    const entries = Array.from({ length: 10 }, (_, i) => ({ dir: 'd', name: `${i}` }));
+    index.replace(entries);
+    expect(index.shift()?.name).toBe('0');
+    index.jump(() => 0.75); // to slot 7
+    const rest = Array.from({ length: 9 }, () => index.shift()?.name);
+    expect(rest).toEqual(['7', '8', '9', '1', '2', '3', '4', '5', '6']);
+    expect(index.shift()).toBeUndefined();
+    expect(index.size).toBe(0);
+  });
+
   it('the index refuses to hold more than its window', () => {
     const index = new ReadyIndex(3);
     expect(() => index.replace(Array.from({ length: 4 }, (_, i) => ({ dir: 'd', name: `${i}` })))).toThrow(RangeError);
