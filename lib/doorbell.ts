@@ -43,20 +43,19 @@ export class DoorbellRinger {
       this.#current.delete(dir);
     }
   }
-
-  /** Removes this producer's doorbell files (at close). */
-  async remove(): Promise<void> {
-    await Promise.all([...this.#current.values()].map((f) => unlink(f).catch(() => {})));
-    this.#current.clear();
-  }
 }
 
-/** Removes doorbell files older than `maxAgeMs`: those of producers that died. */
+/**
+ * Removes doorbell files not rung for `maxAgeMs`: those of producers that closed or died. A
+ * producer leaves its last file in place at close, so that its last ring is seen; a ring is a
+ * rename, which updates the file's ctime (not its mtime). A live producer whose file was swept
+ * just creates a new one at its next ring.
+ */
 export async function sweepDoorbell(dir: string, maxAgeMs: number, now = Date.now()): Promise<void> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     const path = join(dir, name);
     try {
-      if (now - (await stat(path)).mtimeMs > maxAgeMs) await unlink(path);
+      if (now - (await stat(path)).ctimeMs > maxAgeMs) await unlink(path);
     } catch {
       // renamed or removed by its owner meanwhile: fine
     }

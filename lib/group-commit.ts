@@ -10,7 +10,7 @@
  */
 
 import { fsyncDir } from './durable-fs.js';
-import { DurabilityError } from './errors.js';
+import { DurabilityError, isErrno } from './errors.js';
 
 export interface CommitRequest {
   /** Directories whose entries changed and must be fsynced before the publish resolves. */
@@ -59,7 +59,7 @@ export class GroupCommit {
       }
       if (this.sync) {
         try {
-          await Promise.all([...dirs].map((d) => fsyncDir(d)));
+          await Promise.all([...dirs].map((d) => fsyncDirIfPresent(d)));
         } catch (error) {
           this.#failure = new DurabilityError(
             `A directory fsync failed after messages became visible, so whether they survive a power loss is unknown (${(error as Error).message}). The queue refuses further publishes; check the disk and restart the process`,
@@ -74,5 +74,18 @@ export class GroupCommit {
       for (const p of round) p.resolve();
     }
     this.#running = false;
+  }
+}
+
+/**
+ * A bucket that is gone by the time of its fsync was removed by rmdir, which only succeeds on
+ * an empty directory: every message linked into it was already claimed or purged, so there is
+ * nothing left in it to make durable. Any other error is a durability failure.
+ */
+async function fsyncDirIfPresent(dir: string): Promise<void> {
+  try {
+    await fsyncDir(dir);
+  } catch (error) {
+    if (!isErrno(error, 'ENOENT')) throw error;
   }
 }

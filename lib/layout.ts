@@ -168,7 +168,13 @@ const FORMAT_TMP = /^spoolq\.json\.[0-9a-f]+\.tmp$/;
 
 /** Writes the format file like a message: tmp, fdatasync, rename, fsync of the directory. */
 async function createFormat(root: string, sync: boolean): Promise<SpoolFormat> {
-  const strangers = (await readdir(root)).filter((n) => !FORMAT_TMP.test(n) && n !== FORMAT_FILE);
+  const entries = await readdir(root);
+  if (entries.includes(FORMAT_FILE)) {
+    // Another process created the spool since we looked: use its format file.
+    const created = await readFormat(root);
+    if (created) return created;
+  }
+  const strangers = entries.filter((n) => !FORMAT_TMP.test(n) && n !== FORMAT_FILE);
   if (strangers.length > 0) {
     throw new SpoolFormatError(
       `${root} is not empty and has no ${FORMAT_FILE}, so it is not a spoolq spool; pass an empty or missing directory`,

@@ -16,6 +16,7 @@ import type { Message } from './message.js';
 import { formatBucket, formatReady, IdGenerator, parseBucket, parseReady } from './names.js';
 import { invalid, type QueueOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { Publisher, type PushOptions } from './publisher.js';
+import { isOldBucket } from './ready-index.js';
 import { type PopOptions, Receiver } from './receiver.js';
 import { recover } from './recovery.js';
 
@@ -194,7 +195,9 @@ export class Queue<T = unknown, In = T> {
           if (!isErrno(error, 'ENOENT', 'EISDIR', 'EPERM')) throw error;
         }
       }
-      await rmdir(dir).catch(() => {});
+      // Only old buckets: a producer may be linking into a current one right now.
+      const bucketName = parseBucket(bucket);
+      if (bucketName && isOldBucket(bucketName.bucket, this.#spool.bucketMs, Date.now())) await rmdir(dir).catch(() => {});
     }
     return removed;
   }
@@ -208,7 +211,6 @@ export class Queue<T = unknown, In = T> {
       await Promise.all([...this.#consumers].map((c) => c.close()));
       await Promise.allSettled([...this.#inFlight]);
       await this.#receiver.close();
-      await this.#ringer.remove();
     })();
     return this.#closing;
   }

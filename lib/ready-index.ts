@@ -27,6 +27,14 @@ export interface ScanResult {
   strangers: IndexEntry[];
 }
 
+/**
+ * A bucket is old once two bucket widths have passed since it ended: no producer links into it
+ * any more (they link into the bucket of their current time), so a drained one can be removed.
+ */
+export function isOldBucket(bucket: number, bucketMs: number, now: number): boolean {
+  return (bucket + 3) * bucketMs < now;
+}
+
 const byName = (a: IndexEntry, b: IndexEntry): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /** Lists the due messages of `readyDir`, keeping the `window` first in delivery order. */
@@ -53,7 +61,7 @@ export async function scanReady(readyDir: string, bucketMs: number, window: numb
     const dir = join(readyDir, bucketName);
     const listing = await listBucket(dir, window, now, result, dueAt);
     if (listing === null) continue; // removed meanwhile
-    if (listing.seen === 0 && start + 2 * bucketMs < now) {
+    if (listing.seen === 0 && isOldBucket(bucket.bucket, bucketMs, now)) {
       // Drained and old: remove it so the directory does not grow forever. A publisher or
       // nack racing with this gets ENOENT and recreates the bucket.
       await rmdir(dir).catch(() => {});

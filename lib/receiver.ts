@@ -36,8 +36,8 @@ const STALE_REFILL_MS = 50;
 const STALE_REFILL_RATIO = 20;
 /** Claim races lost in a row after which the window is re-read: it is mostly stale by then. */
 const LOST_RACES_BEFORE_REFILL = 4;
-/** Doorbell files older than this belong to producers that died. */
-const DOORBELL_MAX_AGE_MS = 60_000;
+/** Doorbell files not rung for this long belong to producers that closed or died. */
+const DOORBELL_MAX_AGE_MS = 10_000;
 
 export class Receiver<T> {
   readonly #index: ReadyIndex;
@@ -48,6 +48,7 @@ export class Receiver<T> {
   #lastRefill = 0;
   #lastScanMs = 0;
   #lastReap = 0;
+  #lastSweep = 0;
   #nextDueAt: number | null = null;
   #nextLeaseDeadline: number | null = null;
   readonly #waiters = new Set<() => void>();
@@ -104,10 +105,7 @@ export class Receiver<T> {
   }
 
   #start(): Promise<void> {
-    this.#started ??= (async () => {
-      await sweepDoorbell(this.group.doorbell, DOORBELL_MAX_AGE_MS);
-      await this.#watcher.start(() => this.wake());
-    })();
+    this.#started ??= this.#watcher.start(() => this.wake());
     return this.#started;
   }
 
@@ -155,6 +153,10 @@ export class Receiver<T> {
     if (leaseDue || now - this.#lastReap >= this.options.reconcileMs) {
       this.#lastReap = now;
       this.#nextLeaseDeadline = (await this.leases.reap(now)).nextDeadline;
+    }
+    if (now - this.#lastSweep >= DOORBELL_MAX_AGE_MS) {
+      this.#lastSweep = now; // keeps the watched doorbell at O(live producers) files
+      await sweepDoorbell(this.group.doorbell, DOORBELL_MAX_AGE_MS, now);
     }
     const scan = await scanReady(this.group.ready, this.bucketMs, this.options.prefetch, now);
     this.#index.replace(scan.entries);
