@@ -63,9 +63,13 @@ export async function ensureDir(path: string, parent: string, sync: boolean): Pr
   return true;
 }
 
-/** Reads a whole regular file without following a symlink; rejects ELOOP for a symlink. */
+/**
+ * Opens for reading without following a symlink (ELOOP for a symlink). O_NONBLOCK keeps a named
+ * pipe planted in the spool from blocking a libuv thread forever; it changes nothing for a
+ * regular file. Callers check that what they opened is a regular file.
+ */
 export async function openNoFollow(path: string) {
-  return open(path, C.O_RDONLY | C.O_NOFOLLOW);
+  return open(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
 }
 
 /** unlink that treats "already gone" as success; returns whether this call removed it. */

@@ -12,7 +12,7 @@
  * never ack, extend or nack the redelivered copy (fencing). No fsync here: losing a claim or
  * an ack in a crash only causes a redelivery, which at-least-once allows.
  */
-import { readdir, rename, unlink } from 'node:fs/promises';
+import { lstat, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodePayload } from './codec.js';
 import { type DeadCode, moveToDead } from './dead-letters.js';
@@ -169,9 +169,9 @@ export class Leases {
         await rename(from, target);
         return;
       } catch (error) {
-        if (!isErrno(error, 'ENOENT') || attempt >= 3) throw error;
-        // ENOENT: either the source is gone (lease lost) or the bucket is missing.
-        if (!(await ensureDir(bucket, this.group.ready, this.settings.sync))) throw error;
+        // ENOENT: either the source is gone (the lease was lost) or the bucket is missing.
+        if (!isErrno(error, 'ENOENT') || attempt >= 3 || !(await exists(from))) throw error;
+        await ensureDir(bucket, this.group.ready, this.settings.sync);
       }
     }
   }
@@ -221,5 +221,15 @@ function decodeData(file: DecodedFile): unknown {
     return decodePayload(file.codec, file.payload);
   } catch {
     throw new CorruptFileError('the payload is not valid JSON although its CRC matches');
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return false;
+    throw error;
   }
 }

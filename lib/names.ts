@@ -20,6 +20,8 @@ const READY = /^([0-9])-([0-9a-f]{12})-([0-9a-f]{24})-([0-9a-f]{4})$/;
 const LEASED = /^([0-9a-f]{12})-([0-9]-[0-9a-f]{12}-[0-9a-f]{24}-[0-9a-f]{4})~([0-9a-f]{16})$/;
 const BUCKET = /^([0-9])-([0-9a-f]{10})$/;
 export const MAX_ATTEMPT = 0xffff;
+/** Backward clock steps up to this are absorbed by a producer's clock (see IdGenerator.now). */
+const MAX_CLOCK_STEP_BACK_MS = 1_000;
 
 export interface ReadyName {
   readonly priority: number;
@@ -94,9 +96,14 @@ export class IdGenerator {
     return `${this.#prefix}${hex(this.#seq++, 12)}`;
   }
 
-  /** Wall time that never goes backwards within this producer, so its names keep push order. */
+  /**
+   * Wall time that does not go backwards within this producer by small steps (NTP slewing, or
+   * two calls in one ms), so its names keep push order. A large backward step of the clock is
+   * taken as it is: holding the old time would delay every later push by the size of the step.
+   */
   now(): number {
-    this.#lastNow = Math.max(this.#lastNow, Date.now());
+    const now = Date.now();
+    this.#lastNow = now < this.#lastNow - MAX_CLOCK_STEP_BACK_MS ? now : Math.max(this.#lastNow, now);
     return this.#lastNow;
   }
 }

@@ -3,9 +3,9 @@
  *
  *   1. open tmp/<id> O_EXCL, write every byte, fdatasync (durability 'fsync'), close
  *   2. rename (one group) or link (several) into groups/<g>/ready/<P>-<bucket>/<name>;
- *      a missing bucket is created and its parent fsynced first
+ *      (a missing bucket is created; ready/ is then fsynced in step 4 too)
  *   3. unlink tmp/<id> when linked
- *   4. fsync every bucket directory touched: group-committed with concurrent publishes
+ *   4. fsync every directory touched: group-committed with concurrent publishes
  *   5. ring the doorbells, then resolve
  *
  * Nothing is visible before step 2, and a file is complete before it is visible. A failure
@@ -20,7 +20,7 @@ import { ensureDir, writeNewFile } from './durable-fs.js';
 import { isErrno, MessageTooLargeError, PublishError, SpoolqError } from './errors.js';
 import type { GroupCommit } from './group-commit.js';
 import type { Spool } from './layout.js';
-import { encodeFile } from './message-file.js';
+import { encodeFile, MAX_ATTRIBUTE_BYTES } from './message-file.js';
 import { DEFAULT_PRIORITY, formatBucket, formatReady, type IdGenerator, MAX_PRIORITY } from './names.js';
 import { checkInteger, invalid, type ResolvedOptions } from './options.js';
 
@@ -103,10 +103,15 @@ export class Publisher {
         for (const group of groups) {
           const dir = join(group.ready, p.bucket);
           const target = join(dir, p.name);
-          if (await this.#place(p.tmp, target, dir, group.ready, single, sync)) {
+          const placed = await this.#place(p.tmp, target, dir, group.ready, single);
+          if (placed !== 'gone') {
             visible.push(target);
             touched.add(dir);
           }
+          // A bucket made just now (by us or by another process that may not have synced yet):
+          // its entry in ready/ must be durable too. A failure here is a durability failure of
+          // the commit, like any other directory fsync.
+          if (placed === 'new-bucket') touched.add(group.ready);
         }
       }
     } catch (error) {
@@ -140,6 +145,14 @@ export class Publisher {
     const enqueuedAt = this.ids.now();
     const visibleAt = enqueuedAt + delayMs;
     const file = encodeFile(this.options.codec, { id, enqueuedAt, ...(headers ? { headers } : {}) }, payload);
+    const attributesLength = file.readUInt32LE(8);
+    if (attributesLength > MAX_ATTRIBUTE_BYTES) {
+      throw invalid(
+        'headers',
+        `at most ${MAX_ATTRIBUTE_BYTES} bytes once encoded (${attributesLength} here); put large data in the payload`,
+        '{…}',
+      );
+    }
     return {
       id,
       file,
@@ -150,22 +163,26 @@ export class Publisher {
   }
 
   /**
-   * Puts the tmp file at `target`, creating the bucket if needed. Returns false if the group
-   * vanished meanwhile (deleted): a publish goes to the groups that exist.
+   * Puts the tmp file at `target`, creating the bucket if it is missing. Resolves to 'placed',
+   * to 'new-bucket' when the bucket had to be created, or to 'gone' if the group vanished
+   * meanwhile (deleted): a publish goes to the groups that exist.
    */
-  async #place(tmp: string, target: string, dir: string, readyDir: string, move: boolean, sync: boolean): Promise<boolean> {
+  async #place(tmp: string, target: string, dir: string, readyDir: string, move: boolean): Promise<'placed' | 'new-bucket' | 'gone'> {
+    let created = false;
     for (let attempt = 0; ; attempt++) {
       try {
         await (move ? rename(tmp, target) : link(tmp, target));
-        return true;
+        return created ? 'new-bucket' : 'placed';
       } catch (error) {
         if (!isErrno(error, 'ENOENT') || attempt >= 3) throw error;
       }
       // The bucket is missing (new, or removed as drained by a consumer): create it, retry.
+      // Its parent is fsynced by the commit, with the bucket itself.
       try {
-        await ensureDir(dir, readyDir, sync);
+        await ensureDir(dir, readyDir, false);
+        created = true;
       } catch (error) {
-        if (isErrno(error, 'ENOENT')) return false;
+        if (isErrno(error, 'ENOENT')) return 'gone';
         throw error;
       }
     }

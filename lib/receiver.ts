@@ -29,10 +29,11 @@ export interface PopOptions {
 
 /**
  * While a consumer is busy, a ring makes it re-read the directory (to see a higher priority)
- * at most every STALE_REFILL_MS, and at most 1/STALE_REFILL_RATIO of its time: a large bucket
- * can take tens of ms to list.
+ * at most every STALE_REFILL_MS, and at most 1/STALE_REFILL_RATIO of its time (a large bucket
+ * can take tens of ms to list), but at least every STALE_REFILL_MAX_MS.
  */
 const STALE_REFILL_MS = 50;
+const STALE_REFILL_MAX_MS = 500;
 const STALE_REFILL_RATIO = 20;
 /** Claim races lost in a row after which the window is re-read: it is mostly stale by then. */
 const LOST_RACES_BEFORE_REFILL = 4;
@@ -113,7 +114,7 @@ export class Receiver<T> {
     for (;;) {
       if (this.#closed) return null;
       const now = Date.now();
-      const refillEvery = Math.max(STALE_REFILL_MS, STALE_REFILL_RATIO * this.#lastScanMs);
+      const refillEvery = Math.min(STALE_REFILL_MAX_MS, Math.max(STALE_REFILL_MS, STALE_REFILL_RATIO * this.#lastScanMs));
       const lostTooMany = this.#lostRaces >= LOST_RACES_BEFORE_REFILL;
       if (this.#index.size === 0 || lostTooMany || (this.#stale && now - this.#lastRefill >= refillEvery)) await this.#refill();
       const entry = this.#index.shift();

@@ -15,8 +15,13 @@ import { join } from 'node:path';
 import type { Spool } from './layout.js';
 import type { Leases } from './leases.js';
 
-/** A publish writes its tmp file in milliseconds; an older one belongs to a dead producer. */
-export const TMP_MAX_AGE_MS = 60_000;
+/**
+ * A tmp file older than this belongs to a producer that died. A publish normally links its tmp
+ * files within milliseconds, but one may wait its turn behind a very large pushMany of the same
+ * producer, and a link does not refresh the file's mtime: removing a live producer's file fails
+ * its push, while an orphan only costs disk space until then (Maildir waits 36 hours).
+ */
+export const TMP_MAX_AGE_MS = 60 * 60_000;
 
 export async function recover(spool: Spool, leases: Leases, now = Date.now()): Promise<void> {
   await sweepTmp(spool.tmp, now);

@@ -262,7 +262,7 @@ describe('SIGKILL of a producer at random points', () => {
     expect(await tmpFiles()).toEqual([...orphans].sort());
 
     // Older than a publish can take: removed by recovery.
-    const old = new Date(Date.now() - 120_000);
+    const old = new Date(Date.now() - 2 * 3600_000); // older than the 1 h after which recovery takes a tmp file for an orphan
     for (const orphan of orphans) await utimes(orphan, old, old);
     const q = await openQueue(spool, { codec: 'raw' });
     try {

@@ -44,13 +44,13 @@ describe('leases', () => {
 
   it('extend keeps the lease: no redelivery while extended', async () => {
     const dir = await spoolPath();
-    const a = await openQueue(dir, { durability: 'none', leaseMs: 150 });
-    const b = await openQueue(dir, { durability: 'none', leaseMs: 150 });
+    const a = await openQueue(dir, { durability: 'none', leaseMs: 400 });
+    const b = await openQueue(dir, { durability: 'none', leaseMs: 400 });
     await a.push('job');
     const m = await a.pop({ timeoutMs: 0 });
     for (let i = 0; i < 4; i++) {
-      await m?.extend(150);
-      expect(await b.pop({ timeoutMs: 100 })).toBeNull();
+      await m?.extend(400); // each round outlives the previous lease: only the extensions keep it
+      expect(await b.pop({ timeoutMs: 150 })).toBeNull();
     }
     expect(m?.leaseDeadline).toBeGreaterThan(Date.now());
     await m?.ack();

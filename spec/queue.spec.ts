@@ -137,7 +137,8 @@ describe('order', () => {
     const first = await q.pop({ timeoutMs: 0 });
     await first?.ack();
     await q.push('urgent', { priority: 0 });
-    await new Promise((r) => setTimeout(r, 60)); // a ring makes a busy consumer re-read within 50 ms
+    // A ring makes a busy consumer re-read its directory at most every 50-500 ms (20x its last scan).
+    await new Promise((r) => setTimeout(r, 600));
     const next = await q.pop({ timeoutMs: 0 });
     expect(next?.data).toBe('urgent');
     await q.close();

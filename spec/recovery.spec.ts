@@ -17,7 +17,7 @@ describe('recovery at open', () => {
     await (await openQueue(dir)).close();
     await writeFile(join(dir, 'tmp/orphan-old'), 'half a message');
     await writeFile(join(dir, 'tmp/young'), 'being written');
-    const old = new Date(Date.now() - 120_000);
+    const old = new Date(Date.now() - 2 * 3600_000); // past the 1 h after which a tmp file is an orphan
     await utimes(join(dir, 'tmp/orphan-old'), old, old);
     await mkdir(join(dir, 'tmp/group-deadbeef/ready'), { recursive: true });
     await utimes(join(dir, 'tmp/group-deadbeef'), old, old);
