@@ -41,15 +41,20 @@ export class Consumer<T> {
     const { signal } = options;
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal', 'an AbortSignal', signal);
     if (signal?.aborted) this.#stop.abort();
-    signal?.addEventListener('abort', () => void this.close(), { once: true });
+    const onAbort = () => void this.close();
+    signal?.addEventListener('abort', onAbort, { once: true });
     this.#workers = Array.from({ length: concurrency }, () => this.#work());
+    this.closed = Promise.all(this.#workers).then(() => signal?.removeEventListener('abort', onAbort));
   }
+
+  /** Resolves once the consumer stopped (closed, aborted, or its queue closed) and its handlers settled. */
+  readonly closed: Promise<void>;
 
   /** Stops taking messages and resolves once every running handler has settled. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#stop.abort();
-      await Promise.all(this.#workers);
+      await this.closed;
     })();
     return this.#closing;
   }
@@ -75,9 +80,10 @@ export class Consumer<T> {
   async #handle(message: Message<T>): Promise<void> {
     const keepAlive = setInterval(
       () => {
+        if (message.settled) return clearInterval(keepAlive); // the handler acked or nacked it itself
         message.extend(this.leaseMs).catch((error) => {
           clearInterval(keepAlive);
-          this.#onError(error, message as Message<unknown>);
+          if (!message.settled) this.#onError(error, message as Message<unknown>);
         });
       },
       Math.max(1, Math.floor(this.leaseMs / 3)),
@@ -91,6 +97,7 @@ export class Consumer<T> {
     } finally {
       clearInterval(keepAlive);
     }
+    if (message.settled) return; // the handler acked or nacked it itself
     try {
       if (failure === null) await message.ack();
       else await message.nack({ reason: `handler threw: ${(failure as Error)?.message ?? String(failure)}` });

@@ -76,13 +76,40 @@ export class MessageSettledError extends SpoolqError {
   override readonly code = 'EMSG_SETTLED';
 }
 
+/**
+ * The file system failed an operation on the spool while consuming or inspecting it (EIO,
+ * EACCES, EROFS, ENOSPC…). The `cause` is the system error. Nothing was lost: a claim that
+ * failed leaves the message where it was, and a lease that cannot be settled expires.
+ */
+export class StorageError extends SpoolqError {
+  override name = 'StorageError';
+  override readonly code = 'ESTORAGE';
+}
+
 /** The queue handle was closed. */
 export class ClosedError extends SpoolqError {
   override name = 'ClosedError';
   override readonly code = 'ECLOSED';
 }
 
-/** Re-raise a Node fs error as-is unless it is one of the listed codes. */
+/** Whether `error` is a Node system error with one of `codes`. */
 export function isErrno(error: unknown, ...codes: string[]): error is NodeJS.ErrnoException {
   return error instanceof Error && codes.includes((error as NodeJS.ErrnoException).code ?? '');
+}
+
+/** What to do about a system error, in words, for the messages of typed errors. */
+export function ioHint(code: string): string {
+  if (code === 'ENOSPC' || code === 'EDQUOT') return 'the disk is full: free space, then try again';
+  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return 'the spool is not writable by this process';
+  return 'check the disk';
+}
+
+/**
+ * A system error (it has a `syscall`) from `action` becomes a StorageError; anything else (a
+ * SpoolqError, an abort reason) is returned as it is.
+ */
+export function storageError(error: unknown, action: string): unknown {
+  if (error instanceof SpoolqError || !(error instanceof Error) || (error as NodeJS.ErrnoException).syscall === undefined) return error;
+  const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+  return new StorageError(`Cannot ${action}: ${code} (${error.message}); ${ioHint(code)}`, { cause: error });
 }

@@ -15,6 +15,7 @@ export {
   SpoolFormatError,
   SpoolPathError,
   SpoolqError,
+  StorageError,
 } from './errors.js';
 export { Message, type NackOptions } from './message.js';
 export type { BackoffOptions, CodecName, Durability, QueueOptions, ResolvedOptions } from './options.js';

@@ -72,18 +72,24 @@ export class Spool {
    */
   async ensureGroup(name: string, sync: boolean): Promise<GroupPaths> {
     const paths = this.group(name);
-    if (await isDirectory(paths.doorbell)) return paths;
+    if (await isDirectory(paths.doorbell)) {
+      // Whoever created it may have died before its fsync of groups/ (or seen it fail): sync
+      // again, so that a group this handle publishes to is durable. One fsync per open.
+      if (sync) await fsyncDir(this.groups);
+      return paths;
+    }
     const staging = join(this.tmp, `group-${randomBytes(6).toString('hex')}`);
     await mkdir(staging, { mode: DIR_MODE });
     for (const sub of ['ready', 'leased', 'dead', 'doorbell']) {
       await mkdir(join(staging, sub), { mode: DIR_MODE });
     }
+    if (sync) await fsyncDir(staging); // its subdirectories' entries, before it becomes visible
     try {
       await rename(staging, paths.root);
     } catch (error) {
       await rm(staging, { recursive: true, force: true });
       if (!isErrno(error, 'EEXIST', 'ENOTEMPTY')) throw error;
-      return paths; // another process created it first
+      // another process created it first; sync groups/ in case it has not yet
     }
     if (sync) await fsyncDir(this.groups);
     return paths;

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { decodePayload } from './codec.js';
 import { type DeadCode, moveToDead } from './dead-letters.js';
 import { ensureDir, openNoFollow } from './durable-fs.js';
-import { isErrno, LeaseLostError } from './errors.js';
+import { isErrno, LeaseLostError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
 import { CorruptFileError, type DecodedFile, decodeFile, HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from './message-file.js';
 import { formatBucket, formatLeased, formatReady, newToken, parseLeased, parseReady, type ReadyName } from './names.js';
@@ -68,13 +68,13 @@ export class Leases {
       await rename(join(entry.dir, entry.name), this.#leased(lease.name));
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return 'taken';
-      throw error;
+      throw storageError(error, 'claim a message');
     }
     try {
       const file = await this.#read(this.#leased(lease.name));
       return { lease, file, data: decodeData(file) };
     } catch (error) {
-      if (!(error instanceof CorruptFileError)) throw error; // I/O error: the lease expires, and it is retried
+      if (!(error instanceof CorruptFileError)) throw storageError(error, 'read a claimed message'); // it is retried when the lease expires
       const code: DeadCode = error instanceof TooLargeFileError ? 'too-large' : 'corrupt';
       await moveToDead(this.#leased(lease.name), this.group.dead, entry.name, { code, reason: error.message });
       return 'quarantined';
@@ -209,7 +209,7 @@ export class Leases {
   }
 
   #lost(error: unknown, action: string): unknown {
-    if (!isErrno(error, 'ENOENT')) return error;
+    if (!isErrno(error, 'ENOENT')) return storageError(error, action);
     return new LeaseLostError(
       `Cannot ${action}: the lease was lost (it expired and the message was returned to the queue, or it was settled elsewhere). Nothing was changed; the message will be or was delivered again. Use a longer leaseMs or extend() long work`,
     );

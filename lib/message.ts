@@ -50,6 +50,11 @@ export class Message<T = unknown> {
     this.#backoff = backoff;
   }
 
+  /** Whether ack() or nack() of this handle succeeded. */
+  get settled(): boolean {
+    return this.#settled !== null;
+  }
+
   /** When the lease ends unless extended (ms since the epoch). */
   get leaseDeadline(): number {
     return this.#lease.deadline;

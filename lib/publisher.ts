@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { encodePayload } from './codec.js';
 import { forEachLimit } from './concurrency.js';
 import { ensureDir, writeNewFile } from './durable-fs.js';
-import { isErrno, MessageTooLargeError, PublishError, SpoolqError } from './errors.js';
+import { ioHint, isErrno, MessageTooLargeError, PublishError, SpoolqError } from './errors.js';
 import type { GroupCommit } from './group-commit.js';
 import type { Spool } from './layout.js';
 import { encodeFile, MAX_ATTRIBUTE_BYTES } from './message-file.js';
@@ -203,14 +203,8 @@ function checkHeaders(headers: unknown): Record<string, string> | undefined {
 function publishError(step: string, error: unknown): SpoolqError {
   if (error instanceof SpoolqError) return error;
   const code = (error as NodeJS.ErrnoException).code ?? 'error';
-  const hint =
-    code === 'ENOSPC' || code === 'EDQUOT'
-      ? 'the disk is full: free space, then push again'
-      : code === 'EROFS' || code === 'EACCES' || code === 'EPERM'
-        ? 'the spool is not writable by this process'
-        : 'check the disk';
   return new PublishError(
-    `Nothing was published: ${code} while ${step} (${(error as Error).message}); ${hint}. Pushing the same data again is safe`,
+    `Nothing was published: ${code} while ${step} (${(error as Error).message}); ${ioHint(code)}. Pushing the same data again is safe`,
     { cause: error },
   );
 }

@@ -8,7 +8,7 @@ import { type ConsumeOptions, Consumer, type Handler } from './consume.js';
 import { type DeadLetter, listDeadLetters, removeReason } from './dead-letters.js';
 import { DoorbellRinger } from './doorbell.js';
 import { ensureDir } from './durable-fs.js';
-import { ClosedError, isErrno } from './errors.js';
+import { ClosedError, ioHint, isErrno, SpoolPathError, SpoolqError, storageError } from './errors.js';
 import { GroupCommit } from './group-commit.js';
 import { type GroupPaths, openSpool, type Spool } from './layout.js';
 import { Leases } from './leases.js';
@@ -81,12 +81,14 @@ export class Queue<T = unknown, In = T> {
 
   /** Publishes one message to every group; resolves to its id once it is committed. */
   async push(data: In, options?: PushOptions): Promise<string> {
+    this.#ensureOpen('push');
     const [id] = await this.#track(this.#publisher.publish([{ data, options }]));
     return id as string;
   }
 
   /** Publishes several messages as one commit (one round of directory fsyncs). */
   async pushMany(items: readonly In[], options?: PushOptions): Promise<string[]> {
+    this.#ensureOpen('push');
     if (!Array.isArray(items)) throw invalid('items', 'an array', items);
     return this.#track(this.#publisher.publish(items.map((data) => ({ data, options }))));
   }
@@ -102,6 +104,7 @@ export class Queue<T = unknown, In = T> {
     this.#ensureOpen('consume');
     const consumer = new Consumer<T>((o) => this.#receiver.pop(o), handler, this.#options.leaseMs, options);
     this.#consumers.add(consumer);
+    void consumer.closed.then(() => this.#consumers.delete(consumer));
     return consumer;
   }
 
@@ -123,7 +126,11 @@ export class Queue<T = unknown, In = T> {
   }
 
   /** Counts of this handle's group. Lists the group's directories: O(backlog). */
-  async stats(now = Date.now()): Promise<QueueStats> {
+  stats(now = Date.now()): Promise<QueueStats> {
+    return withStorageErrors('read the stats', () => this.#stats(now));
+  }
+
+  async #stats(now: number): Promise<QueueStats> {
     const stats: QueueStats = { ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null };
     let oldest = Number.POSITIVE_INFINITY;
     for (const bucket of await readdir(this.#group.ready)) {
@@ -147,7 +154,7 @@ export class Queue<T = unknown, In = T> {
 
   /** The group's dead letters: messages out of attempts, and quarantined files, with reasons. */
   deadLetters(): Promise<DeadLetter[]> {
-    return listDeadLetters(this.#group.dead);
+    return withStorageErrors('list the dead letters', () => listDeadLetters(this.#group.dead));
   }
 
   /**
@@ -158,13 +165,16 @@ export class Queue<T = unknown, In = T> {
   async requeueDead(ids?: readonly string[]): Promise<string[]> {
     this.#ensureOpen('requeue');
     if (ids !== undefined && !Array.isArray(ids)) throw invalid('ids', 'an array of message ids', ids);
-    const wanted = ids ? new Set(ids) : null;
+    return withStorageErrors('requeue dead letters', () => this.#requeueDead(ids ? new Set(ids) : null));
+  }
+
+  async #requeueDead(wanted: Set<string> | null): Promise<string[]> {
     const requeued: string[] = [];
-    const now = Date.now();
-    for (const letter of await this.deadLetters()) {
+    for (const letter of await listDeadLetters(this.#group.dead)) {
       const ready = parseReady(letter.file);
       if (!ready || letter.code === 'corrupt' || letter.code === 'too-large') continue;
       if (wanted && !wanted.has(ready.id)) continue;
+      const now = Date.now(); // per letter: a long listing must not make the target bucket old
       const bucket = join(this.#group.ready, formatBucket(ready.priority, now, this.#spool.bucketMs));
       await ensureDir(bucket, this.#group.ready, this.#options.durability === 'fsync');
       const from = join(this.#group.dead, letter.file);
@@ -182,8 +192,12 @@ export class Queue<T = unknown, In = T> {
   }
 
   /** Removes every waiting message (ready and delayed) of this group. Resolves to the count. */
-  async purge(): Promise<number> {
+  purge(): Promise<number> {
     this.#ensureOpen('purge');
+    return withStorageErrors('purge', () => this.#purge());
+  }
+
+  async #purge(): Promise<number> {
     let removed = 0;
     for (const bucket of await readdir(this.#group.ready)) {
       const dir = join(this.#group.ready, bucket);
@@ -220,10 +234,6 @@ export class Queue<T = unknown, In = T> {
   }
 
   #track<R>(promise: Promise<R>): Promise<R> {
-    if (this.#closing) {
-      promise.catch(() => {});
-      return Promise.reject(new ClosedError('Cannot push: the queue is closed; open it again'));
-    }
     this.#inFlight.add(promise);
     const untrack = () => this.#inFlight.delete(promise);
     promise.then(untrack, untrack);
@@ -241,7 +251,12 @@ export async function openQueue(dir: string, options: QueueOptions = {}): Promis
   const resolved = resolveOptions(options);
   const sync = resolved.durability === 'fsync';
   const spool = await openSpool(dir, sync);
-  const group = await spool.ensureGroup(resolved.group, sync);
+  let group: GroupPaths;
+  try {
+    group = await spool.ensureGroup(resolved.group, sync);
+  } catch (error) {
+    throw openError(spool.root, resolved.group, error);
+  }
   const leases = new Leases(group, {
     leaseMs: resolved.leaseMs,
     maxAttempts: resolved.maxAttempts,
@@ -249,6 +264,26 @@ export async function openQueue(dir: string, options: QueueOptions = {}): Promis
     bucketMs: spool.bucketMs,
     sync,
   });
-  await recover(spool, leases);
+  try {
+    await recover(spool, leases);
+  } catch (error) {
+    throw openError(spool.root, resolved.group, error);
+  }
   return new Queue(spool, group, resolved, leases);
+}
+
+function openError(root: string, group: string, error: unknown): unknown {
+  if (error instanceof SpoolqError || (error as NodeJS.ErrnoException).syscall === undefined) return error;
+  const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+  return new SpoolPathError(`Cannot open group ${group} of the spool at ${root}: ${code} (${(error as Error).message}); ${ioHint(code)}`, {
+    cause: error,
+  });
+}
+
+async function withStorageErrors<R>(action: string, fn: () => Promise<R>): Promise<R> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw storageError(error, action);
+  }
 }

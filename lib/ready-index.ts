@@ -7,7 +7,7 @@
  * and the index never holds more than `window` names however large the backlog is.
  */
 import { opendir, readdir, rmdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { isErrno } from './errors.js';
 import { parseBucket, parseReady } from './names.js';
 
@@ -43,8 +43,6 @@ export async function scanReady(readyDir: string, bucketMs: number, window: numb
   const dueAt = (t: number) => {
     if (result.nextDueAt === null || t < result.nextDueAt) result.nextDueAt = t;
   };
-  /** Buckets listed by this scan, per priority, in the order listed. */
-  const listed = new Map<number, Array<{ dir: string; contributed: boolean }>>();
   const buckets = (await readdir(readyDir)).filter((n) => !n.startsWith('.')).sort();
   for (const bucketName of buckets) {
     const bucket = parseBucket(bucketName);
@@ -66,22 +64,26 @@ export async function scanReady(readyDir: string, bucketMs: number, window: numb
       // nack racing with this gets ENOENT and recreates the bucket.
       await rmdir(dir).catch(() => {});
     }
-    const perPriority = listed.get(bucket.priority) ?? [];
-    perPriority.push({ dir, contributed: listing.selected.length > 0 });
-    listed.set(bucket.priority, perPriority);
     result.entries.push(...listing.selected);
     if (result.entries.length > window) result.entries.length = window;
   }
   // Strict FIFO per producer across a bucket boundary: while this scan ran, a producer may have
-  // linked message 1 into an older bucket (after it was listed) and message 2 into a newer one
-  // (before it was listed). Listing the older buckets again after the newer one catches message
-  // 1, since a producer links in push order. Older buckets were taken whole into a window that
-  // was not full, so this costs less than one window.
+  // linked message 1 into an older bucket (after that bucket was listed, or into a bucket made
+  // after the bucket list was read) and message 2 into a newer one before it was listed. A
+  // producer links in push order, so listing every older bucket of that priority again, after
+  // the newest one that contributed, catches message 1. Older buckets were taken whole into a
+  // window that was not full, and new ones are new: this costs less than one window.
+  const newest = new Map<number, number>(); // priority → newest bucket that contributed
+  for (const entry of result.entries) {
+    const bucket = parseBucket(basename(entry.dir));
+    if (bucket && bucket.bucket > (newest.get(bucket.priority) ?? -1)) newest.set(bucket.priority, bucket.bucket);
+  }
   const again: IndexEntry[] = [];
-  for (const perPriority of listed.values()) {
-    if (perPriority.length < 2 || !perPriority[perPriority.length - 1]?.contributed) continue;
-    for (const { dir } of perPriority.slice(0, -1)) {
-      again.push(...((await listBucket(dir, window, now, null, () => {}))?.selected ?? []));
+  if (newest.size > 0) {
+    for (const bucketName of (await readdir(readyDir)).sort()) {
+      const bucket = parseBucket(bucketName);
+      if (!bucket || !(bucket.bucket < (newest.get(bucket.priority) ?? -1))) continue;
+      again.push(...((await listBucket(join(readyDir, bucketName), window, now, null, () => {}))?.selected ?? []));
     }
   }
   if (again.length > 0) {

@@ -13,7 +13,7 @@
 import { join } from 'node:path';
 import { moveToDead } from './dead-letters.js';
 import { DoorbellWatcher, sweepDoorbell } from './doorbell.js';
-import { ClosedError } from './errors.js';
+import { ClosedError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
 import type { Leases } from './leases.js';
 import { Message } from './message.js';
@@ -84,7 +84,12 @@ export class Receiver<T> {
     await this.#start();
     for (;;) {
       if (this.#closed) return null;
-      const message = await this.#claimNext();
+      let message: Message<T> | null;
+      try {
+        message = await this.#claimNext();
+      } catch (error) {
+        throw storageError(error, 'pop a message');
+      }
       if (message) return message;
       const now = Date.now();
       if (now >= deadline || this.#closed) return null;

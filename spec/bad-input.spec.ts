@@ -116,6 +116,15 @@ describe('bad messages are refused before anything is written', () => {
     await q.close();
   });
 
+  it('headers too large to store', async () => {
+    const { q, before, snapshot } = await queueWithNoMessages();
+    const error = await rejection(q.push('x', { headers: { big: 'x'.repeat(70_000) } }));
+    expect(error.code).toBe('EINVALID_OPTION');
+    expect(error.message).toContain('`headers`');
+    expect(await snapshot()).toEqual(before);
+    await q.close();
+  });
+
   it('invalid push options', async () => {
     const { q, before, snapshot } = await queueWithNoMessages();
     for (const options of [{ priority: 10 }, { priority: -1 }, { delayMs: -5 }, { headers: { a: 1 } }, { prio: 1 }]) {

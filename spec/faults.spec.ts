@@ -551,13 +551,13 @@ describe.skipIf(cannotMount !== null)('EROFS: a read-only bind mount', () => {
         `faults.spec EROFS, openQueue of a read-only spool resolves; its push: ${pushError.name} ${pushError.code}: ${pushError.message}`,
       );
       expect(pushError.code).toBe('EPUBLISH');
-      // Observation: what pop does on a read-only spool (a claim is a rename).
-      const popped = await handle.pop({ timeoutMs: 0 }).then(
-        (m) => `resolves ${m === null ? 'null' : m.id}`,
-        (e: unknown) =>
-          `rejects with ${(e as Error).name} ${(e as SpoolqError).code} (${e instanceof SpoolqError ? 'a SpoolqError' : 'NOT a SpoolqError'}): ${(e as Error).message}`,
-      );
-      console.log(`faults.spec EROFS, observation: pop on the read-only spool ${popped}`);
+      // A claim is a rename: on a read-only spool pop rejects with a typed error, and the
+      // message stays where it was.
+      const popError = await rejection(handle.pop({ timeoutMs: 0 }));
+      console.log(`faults.spec EROFS, pop on the read-only spool: ${popError.name} ${popError.code}: ${popError.message}`);
+      expect(popError.code).toBe('ESTORAGE');
+      expect(popError.cause?.code).toBe('EROFS');
+      expect([...(await visibleMessages(spool)).keys()]).toEqual([firstId]);
       await handle.close();
       queues.delete(handle);
     }

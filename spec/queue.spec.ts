@@ -215,6 +215,31 @@ describe('consume and messages', () => {
     await q.close();
   });
 
+  it('a handler may ack or nack its message itself: no second settle, no spurious error', async () => {
+    const q = await openQueue<string>(await spoolPath(), { durability: 'none', leaseMs: 60 });
+    await q.pushMany(['ack-myself', 'nack-myself']);
+    const errors: Error[] = [];
+    const handled: string[] = [];
+    const ac = new AbortController();
+    const consumer = q.consume(
+      async (m) => {
+        if (m.data === 'ack-myself') await m.ack();
+        else await m.nack({ delayMs: 60_000 });
+        await new Promise((r) => setTimeout(r, 100)); // past a keep-alive tick (leaseMs / 3)
+        handled.push(m.data);
+        if (handled.length === 2) ac.abort();
+      },
+      { concurrency: 2, signal: ac.signal, onError: (e) => errors.push(e) },
+    );
+    await consumer.closed;
+    expect(handled.sort()).toEqual(['ack-myself', 'nack-myself']);
+    expect(errors).toEqual([]);
+    expect(await q.stats()).toMatchObject({ ready: 0, leased: 0, delayed: 1 });
+    const { getEventListeners } = await import('node:events');
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+    await q.close();
+  });
+
   it('messages() yields until the signal aborts', async () => {
     const q = await openQueue<number>(await spoolPath(), { durability: 'none' });
     await q.pushMany([1, 2, 3]);
@@ -255,6 +280,17 @@ describe('stats, purge, close', () => {
     expect(await waiting).toBeNull();
     await expect(q.push(1)).rejects.toMatchObject({ code: 'ECLOSED' });
     expect(() => q.pop()).toThrow(expect.objectContaining({ code: 'ECLOSED' }));
+  });
+
+  it('a push after close() rejects with ECLOSED and publishes nothing', async () => {
+    const dir = await spoolPath();
+    const q = await openQueue(dir, { durability: 'none' });
+    await q.close();
+    await expect(q.push(1)).rejects.toMatchObject({ code: 'ECLOSED' });
+    await expect(q.pushMany([1, 2])).rejects.toMatchObject({ code: 'ECLOSED' });
+    const again = await openQueue(dir, { durability: 'none' });
+    expect(await again.pop({ timeoutMs: 0 })).toBeNull();
+    await again.close();
   });
 
   it('close() waits for publishes in flight: they are all there afterwards', async () => {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, readFile, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -86,6 +87,19 @@ describe('recovery at open', () => {
     expect((await q.stats()).dead).toBe(7);
     // Quarantined files are evidence, not work: requeueDead leaves them.
     expect(await q.requeueDead()).toEqual([]);
+    await q.close();
+  });
+
+  it('a named pipe planted under a message name is quarantined, not waited on', async () => {
+    const dir = await spoolPath();
+    const q = await openQueue<string>(dir, { durability: 'none' });
+    const [pipeId] = await q.pushMany(['to-be-a-pipe', 'good']);
+    const file = (await readyFiles(dir)).find((f) => f.includes(pipeId as string)) as string;
+    await import('node:fs/promises').then((fs) => fs.unlink(file));
+    execFileSync('mkfifo', [file]);
+    const m = await q.pop({ timeoutMs: 0 });
+    expect(m?.data).toBe('good');
+    expect(await q.deadLetters()).toMatchObject([{ id: pipeId, code: 'corrupt', reason: expect.stringContaining('not a regular file') }]);
     await q.close();
   });
 

@@ -53,3 +53,29 @@ it('a scan never returns a later message of a producer without the earlier one a
   expect(linked).toBe(true);
   expect(scan.entries.map((e) => e.name)).toEqual([m1, m2]);
 });
+
+it('also when the older bucket is created after the scan read the bucket list', async () => {
+  const { scanReady } = await import('../lib/ready-index.js');
+  const bucketMs = 10_000;
+  const now = Date.now();
+  const older = now - bucketMs;
+  const ready = await tempDir();
+  const olderDir = join(ready, formatBucket(4, older, bucketMs));
+  const newerDir = join(ready, formatBucket(4, now, bucketMs));
+  await fsp.mkdir(newerDir); // only the newer bucket exists when the scan starts
+  const producer = 'cd'.repeat(6);
+  const m1 = formatReady({ priority: 4, visibleAt: older + bucketMs - 1, id: `${producer}000000000001`, attempt: 1 });
+  const m2 = formatReady({ priority: 4, visibleAt: now, id: `${producer}000000000002`, attempt: 1 });
+  let linked = false;
+  hook.beforeOpendir = async (dir) => {
+    if (dir === newerDir && !linked) {
+      linked = true;
+      await fsp.mkdir(olderDir);
+      await fsp.writeFile(join(olderDir, m1), 'm1');
+      await fsp.writeFile(join(newerDir, m2), 'm2');
+    }
+  };
+  const scan = await scanReady(ready, bucketMs, 100, now);
+  expect(linked).toBe(true);
+  expect(scan.entries.map((e) => e.name)).toEqual([m1, m2]);
+});

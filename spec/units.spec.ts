@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { backoffDelay } from '../lib/backoff.js';
 import { CorruptFileError, decodeFile, encodeFile, HEADER_BYTES } from '../lib/message-file.js';
 import { formatBucket, formatLeased, formatReady, IdGenerator, parseBucket, parseLeased, parseReady } from '../lib/names.js';
@@ -31,6 +31,21 @@ describe('names', () => {
       expect(parseLeased(bad)).toBeNull();
     }
     expect(parseBucket('4-xyz')).toBeNull();
+  });
+
+  it("a producer's clock absorbs small backward steps and follows large ones", () => {
+    const ids = new IdGenerator();
+    const spy = vi.spyOn(Date, 'now');
+    try {
+      spy.mockReturnValue(10_000_000);
+      expect(ids.now()).toBe(10_000_000);
+      spy.mockReturnValue(10_000_000 - 500); // NTP nudge: keep push order
+      expect(ids.now()).toBe(10_000_000);
+      spy.mockReturnValue(10_000_000 - 3_600_000); // the clock was an hour ahead, now fixed
+      expect(ids.now()).toBe(10_000_000 - 3_600_000); // not an hour of delay for the next pushes
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('ids of one producer increase, and its clock never goes back', () => {
