@@ -78,6 +78,19 @@ describe('leases', () => {
     await q.close();
   });
 
+  it('concurrent nacks that create the same new bucket all succeed (none reads the race as a lost lease)', async () => {
+    const q = await openQueue(await spoolPath(), { durability: 'none' });
+    await q.pushMany(Array.from({ length: 100 }, (_, i) => i));
+    const held = [];
+    for (let m = await q.pop({ timeoutMs: 0 }); m; m = await q.pop({ timeoutMs: 0 })) held.push(m);
+    expect(held).toHaveLength(100);
+    // 60 s ahead: a bucket nobody has made yet; every nack's rename first finds it missing.
+    const results = await Promise.allSettled(held.map((m) => m.nack({ delayMs: 60_000 })));
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(await q.stats()).toMatchObject({ leased: 0, delayed: 100 });
+    await q.close();
+  });
+
   it('after maxAttempts the message is a dead letter with the reason, and requeueDead brings it back', async () => {
     const q = await openQueue(await spoolPath(), { durability: 'none', maxAttempts: 2 });
     const id = await q.push({ job: 1 });
