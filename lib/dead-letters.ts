@@ -8,9 +8,9 @@
  * a dead letter whose reason reads "unknown".
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FILE_MODE, openNoFollow, unlinkIfPresent } from './durable-fs.js';
+import { type Modes, openNoFollow, unlinkIfPresent } from './durable-fs.js';
 import { isErrno } from './errors.js';
 import { checkHeader, HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from './message-file.js';
 import { parseReady } from './names.js';
@@ -55,7 +55,13 @@ export interface DeadLetter {
 const WHY = '.why';
 
 /** Moves `from` into `deadDir` with a reason. Returns false if another process moved it first. */
-export async function moveToDead(from: string, deadDir: string, deadName: string | null, why: Omit<DeadReason, 'at'>): Promise<boolean> {
+export async function moveToDead(
+  from: string,
+  deadDir: string,
+  deadName: string | null,
+  why: Omit<DeadReason, 'at'>,
+  modes: Modes,
+): Promise<boolean> {
   const name = deadName ?? `bad-${randomBytes(6).toString('hex')}`;
   const target = join(deadDir, name);
   try {
@@ -65,7 +71,9 @@ export async function moveToDead(from: string, deadDir: string, deadName: string
     throw error;
   }
   const reason: DeadReason = { ...why, at: Date.now() };
-  await writeFile(`${target}${WHY}`, JSON.stringify(reason), { mode: FILE_MODE }).catch(() => {});
+  await writeFile(`${target}${WHY}`, JSON.stringify(reason), { mode: modes.file })
+    .then(() => (modes.file & 0o070 ? chmod(`${target}${WHY}`, modes.file) : undefined))
+    .catch(() => {});
   return true;
 }
 

@@ -12,14 +12,16 @@
  * chokidar from folding the rename's unlink+add into a throttled `change`.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
-import { FILE_MODE } from './durable-fs.js';
+import type { Modes } from './durable-fs.js';
 import { isErrno } from './errors.js';
 
 /** Rings doorbells: one file per producer handle and group, renamed per ring. */
 export class DoorbellRinger {
+  constructor(private readonly modes: Modes) {}
+
   readonly #owner = randomBytes(6).toString('hex');
   #seq = 0;
   readonly #current = new Map<string, string>();
@@ -38,7 +40,8 @@ export class DoorbellRinger {
           if (!isErrno(error, 'ENOENT')) throw error; // swept while idle: create anew
         }
       }
-      await writeFile(next, '', { mode: FILE_MODE, flag: 'wx' });
+      await writeFile(next, '', { mode: this.modes.file, flag: 'wx' });
+      if (this.modes.file & 0o070) await chmod(next, this.modes.file);
     } catch {
       this.#current.delete(dir);
     }

@@ -5,20 +5,32 @@
  * and never follow a symlink inside the spool.
  */
 import { constants as C } from 'node:fs';
-import { mkdir, open, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, unlink } from 'node:fs/promises';
 import { isErrno } from './errors.js';
 
-export const DIR_MODE = 0o700;
-export const FILE_MODE = 0o600;
+/** Permission bits of what a spool creates. */
+export interface Modes {
+  readonly dir: number;
+  readonly file: number;
+}
+
+/** The default: only the owner may read or write anything in the spool. */
+export const PRIVATE_MODES: Modes = Object.freeze({ dir: 0o700, file: 0o600 });
+/** `share: 'group'`: the owner's group too; setgid directories keep new files in that group. */
+export const GROUP_MODES: Modes = Object.freeze({ dir: 0o2770, file: 0o660 });
+
+/** The umask can only remove bits: group modes are set explicitly, private ones never need it. */
+const needsChmod = (modes: Modes) => modes !== PRIVATE_MODES;
 
 /**
  * Creates `path` (it must not exist), writes all of `data`, and with `sync` fdatasyncs it.
  * On any failure the file is closed and removed, and the error is rethrown: the fdatasync
  * is never retried (a failed fsync may have dropped the dirty pages).
  */
-export async function writeNewFile(path: string, data: Buffer, sync: boolean): Promise<void> {
-  const handle = await open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, FILE_MODE);
+export async function writeNewFile(path: string, data: Buffer, sync: boolean, modes: Modes): Promise<void> {
+  const handle = await open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, modes.file);
   try {
+    if (needsChmod(modes)) await handle.chmod(modes.file);
     let offset = 0;
     while (offset < data.length) {
       const { bytesWritten } = await handle.write(data, offset, data.length - offset);
@@ -52,14 +64,21 @@ export async function fsyncDir(path: string): Promise<void> {
  * Creates a directory (0700) if it is missing. When this call created it and `sync` is on, the
  * parent is fsynced so that the new entry itself is durable. Returns whether it was created.
  */
-export async function ensureDir(path: string, parent: string, sync: boolean): Promise<boolean> {
+export async function ensureDir(path: string, parent: string, sync: boolean, modes: Modes): Promise<boolean> {
+  if (!(await makeDir(path, modes))) return false;
+  if (sync) await fsyncDir(parent);
+  return true;
+}
+
+/** mkdir with the spool's mode; false if it exists already. */
+export async function makeDir(path: string, modes: Modes): Promise<boolean> {
   try {
-    await mkdir(path, { mode: DIR_MODE });
+    await mkdir(path, { mode: modes.dir });
   } catch (error) {
     if (isErrno(error, 'EEXIST')) return false;
     throw error;
   }
-  if (sync) await fsyncDir(parent);
+  if (needsChmod(modes)) await chmod(path, modes.dir);
   return true;
 }
 

@@ -34,6 +34,15 @@ export class SpoolPathError extends SpoolqError {
   override readonly code = 'ESPOOL_PATH';
 }
 
+/**
+ * The spool is owned by another user or writable by others, so its contents cannot be trusted
+ * (see the `strictModes` option).
+ */
+export class SpoolUnsafeError extends SpoolqError {
+  override name = 'SpoolUnsafeError';
+  override readonly code = 'ESPOOL_UNSAFE';
+}
+
 /** The encoded message is larger than `maxMessageBytes`. Nothing was written. */
 export class MessageTooLargeError extends SpoolqError {
   override name = 'MessageTooLargeError';

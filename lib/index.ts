@@ -15,10 +15,11 @@ export {
   SpoolFormatError,
   SpoolPathError,
   SpoolqError,
+  SpoolUnsafeError,
   StorageError,
 } from './errors.js';
 export { Message, type NackOptions } from './message.js';
-export type { BackoffOptions, CodecName, Durability, QueueOptions, ResolvedOptions } from './options.js';
+export type { BackoffOptions, CodecName, Durability, QueueOptions, ResolvedOptions, Share } from './options.js';
 export type { PushOptions } from './publisher.js';
 export { type MessagesOptions, openQueue, Queue, type QueueStats } from './queue.js';
 export type { PopOptions } from './receiver.js';

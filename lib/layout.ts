@@ -13,8 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { DIR_MODE, ensureDir, fsyncDir, writeNewFile } from './durable-fs.js';
-import { isErrno, SpoolFormatError, SpoolPathError } from './errors.js';
+import { ensureDir, fsyncDir, GROUP_MODES, type Modes, makeDir, PRIVATE_MODES, writeNewFile } from './durable-fs.js';
+import { InvalidOptionError, isErrno, SpoolFormatError, SpoolPathError, SpoolqError, SpoolUnsafeError } from './errors.js';
 
 export const FORMAT_FILE = 'spoolq.json';
 export const FORMAT_NAME = 'spoolq';
@@ -22,10 +22,21 @@ export const FORMAT_VERSION = 1;
 /** Width of a ready bucket: bounds every directory listing to what arrives in this time. */
 export const DEFAULT_BUCKET_MS = 10_000;
 
+import type { Share } from './options.js';
+
 export interface SpoolFormat {
   format: typeof FORMAT_NAME;
   version: typeof FORMAT_VERSION;
   bucketMs: number;
+  /** Absent in spools made before sharing existed: 'private'. */
+  share?: Share;
+}
+
+export interface SpoolAccess {
+  /** Sharing for a spool this call creates; for an existing one, must match if given. */
+  share: Share | undefined;
+  /** Refuse a spool owned by another user or writable by others (like ssh's StrictModes). */
+  strictModes: boolean;
 }
 
 export interface GroupPaths {
@@ -44,6 +55,8 @@ export class Spool {
   constructor(
     readonly root: string,
     readonly bucketMs: number,
+    /** Permission bits of everything this spool's handles create. */
+    readonly modes: Modes,
   ) {
     this.tmp = join(root, 'tmp');
     this.groups = join(root, 'groups');
@@ -79,10 +92,8 @@ export class Spool {
       return paths;
     }
     const staging = join(this.tmp, `group-${randomBytes(6).toString('hex')}`);
-    await mkdir(staging, { mode: DIR_MODE });
-    for (const sub of ['ready', 'leased', 'dead', 'doorbell']) {
-      await mkdir(join(staging, sub), { mode: DIR_MODE });
-    }
+    await makeDir(staging, this.modes);
+    for (const sub of ['ready', 'leased', 'dead', 'doorbell']) await makeDir(join(staging, sub), this.modes);
     if (sync) await fsyncDir(staging); // its subdirectories' entries, before it becomes visible
     try {
       await rename(staging, paths.root);
@@ -106,15 +117,15 @@ async function isDirectory(path: string): Promise<boolean> {
 }
 
 /** Opens the spool at `dir`, creating it when the directory is missing or empty. */
-export async function openSpool(dir: string, sync: boolean): Promise<Spool> {
+export async function openSpool(dir: string, sync: boolean, access: SpoolAccess): Promise<Spool> {
   if (typeof dir !== 'string' || dir.length === 0) {
     throw new SpoolPathError(`The spool path must be a non-empty string, got ${String(dir)}`);
   }
   const root = resolve(dir);
   try {
-    return await openOrCreate(root, sync);
+    return await openOrCreate(root, sync, access);
   } catch (error) {
-    if (error instanceof SpoolFormatError || error instanceof SpoolPathError) throw error;
+    if (error instanceof SpoolqError) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
     throw new SpoolPathError(
       `Cannot open the spool at ${root}: ${code} (${(error as Error).message}); check that the path is a directory this user can read and write`,
@@ -123,7 +134,8 @@ export async function openSpool(dir: string, sync: boolean): Promise<Spool> {
   }
 }
 
-async function openOrCreate(root: string, sync: boolean): Promise<Spool> {
+async function openOrCreate(root: string, sync: boolean, access: SpoolAccess): Promise<Spool> {
+  const requested = access.share === 'group' ? GROUP_MODES : PRIVATE_MODES;
   try {
     const info = await stat(root);
     if (!info.isDirectory()) {
@@ -131,15 +143,46 @@ async function openOrCreate(root: string, sync: boolean): Promise<Spool> {
     }
   } catch (error) {
     if (!isErrno(error, 'ENOENT')) throw error;
-    await mkdir(dirname(root), { recursive: true, mode: DIR_MODE });
-    await ensureDir(root, dirname(root), sync);
+    await mkdir(dirname(root), { recursive: true, mode: 0o755 });
+    await ensureDir(root, dirname(root), sync, requested);
   }
-  const format = (await readFormat(root)) ?? (await createFormat(root, sync));
-  const spool = new Spool(root, format.bucketMs);
-  const createdTmp = await ensureDir(spool.tmp, root, false);
-  const createdGroups = await ensureDir(spool.groups, root, false);
+  const format = (await readFormat(root)) ?? (await createFormat(root, sync, access.share ?? 'private', requested));
+  const share = format.share ?? 'private';
+  if (access.share !== undefined && access.share !== share) {
+    throw new InvalidOptionError(
+      `Invalid option \`share\`: the spool at ${root} was created with share '${share}', not '${access.share}'; omit the option to use the spool's`,
+    );
+  }
+  if (access.strictModes) await checkModes(root, share);
+  const spool = new Spool(root, format.bucketMs, share === 'group' ? GROUP_MODES : PRIVATE_MODES);
+  const createdTmp = await ensureDir(spool.tmp, root, false, spool.modes);
+  const createdGroups = await ensureDir(spool.groups, root, false, spool.modes);
   if (sync && (createdTmp || createdGroups)) await fsyncDir(root);
   return spool;
+}
+
+/**
+ * Like ssh's StrictModes: a spool is a trust boundary, since whoever can write into it can
+ * plant messages, remove them or redirect names. Refuse one owned by another user (root
+ * excepted) or writable by others (or by its group, unless it is shared with the group).
+ */
+async function checkModes(root: string, share: Share): Promise<void> {
+  const info = await stat(root);
+  const uid = process.getuid?.();
+  const fix = 'or open it with strictModes: false if that is intended';
+  if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
+    throw new SpoolUnsafeError(`The spool at ${root} is owned by uid ${info.uid}, not by this user (uid ${uid}); chown it, ${fix}`);
+  }
+  if (info.mode & 0o002) {
+    throw new SpoolUnsafeError(
+      `The spool at ${root} is writable by every user (mode ${(info.mode & 0o7777).toString(8)}); chmod o-w it, ${fix}`,
+    );
+  }
+  if (info.mode & 0o020 && share !== 'group') {
+    throw new SpoolUnsafeError(
+      `The spool at ${root} is writable by its group (mode ${(info.mode & 0o7777).toString(8)}) but was not created to be shared; chmod g-w it, ${fix}`,
+    );
+  }
 }
 
 async function readFormat(root: string): Promise<SpoolFormat | null> {
@@ -164,6 +207,9 @@ async function readFormat(root: string): Promise<SpoolFormat | null> {
       `The spool at ${root} has format version ${JSON.stringify(parsed.version)}; this spoolq reads version ${FORMAT_VERSION}. Use the spoolq release that wrote it`,
     );
   }
+  if (parsed.share !== undefined && parsed.share !== 'private' && parsed.share !== 'group') {
+    throw new SpoolFormatError(`${join(root, FORMAT_FILE)} has an invalid share ${JSON.stringify(parsed.share)}`);
+  }
   if (!Number.isInteger(parsed.bucketMs) || (parsed.bucketMs as number) < 1) {
     throw new SpoolFormatError(`${join(root, FORMAT_FILE)} has an invalid bucketMs ${JSON.stringify(parsed.bucketMs)}`);
   }
@@ -173,7 +219,7 @@ async function readFormat(root: string): Promise<SpoolFormat | null> {
 const FORMAT_TMP = /^spoolq\.json\.[0-9a-f]+\.tmp$/;
 
 /** Writes the format file like a message: tmp, fdatasync, rename, fsync of the directory. */
-async function createFormat(root: string, sync: boolean): Promise<SpoolFormat> {
+async function createFormat(root: string, sync: boolean, share: Share, modes: Modes): Promise<SpoolFormat> {
   const entries = await readdir(root);
   if (entries.includes(FORMAT_FILE)) {
     // Another process created the spool since we looked: use its format file.
@@ -186,9 +232,9 @@ async function createFormat(root: string, sync: boolean): Promise<SpoolFormat> {
       `${root} is not empty and has no ${FORMAT_FILE}, so it is not a spoolq spool; pass an empty or missing directory`,
     );
   }
-  const format: SpoolFormat = { format: FORMAT_NAME, version: FORMAT_VERSION, bucketMs: DEFAULT_BUCKET_MS };
+  const format: SpoolFormat = { format: FORMAT_NAME, version: FORMAT_VERSION, bucketMs: DEFAULT_BUCKET_MS, share };
   const tmp = join(root, `${FORMAT_FILE}.${randomBytes(6).toString('hex')}.tmp`);
-  await writeNewFile(tmp, Buffer.from(`${JSON.stringify(format)}\n`), sync);
+  await writeNewFile(tmp, Buffer.from(`${JSON.stringify(format)}\n`), sync, modes);
   await rename(tmp, join(root, FORMAT_FILE));
   if (sync) await fsyncDir(root);
   return (await readFormat(root)) ?? format;

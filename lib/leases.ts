@@ -16,7 +16,7 @@ import { lstat, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodePayload } from './codec.js';
 import { type DeadCode, moveToDead } from './dead-letters.js';
-import { ensureDir, openNoFollow } from './durable-fs.js';
+import { ensureDir, type Modes, openNoFollow } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
 import { CorruptFileError, type DecodedFile, decodeFile, HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from './message-file.js';
@@ -45,6 +45,7 @@ export interface LeaseSettings {
   maxMessageBytes: number;
   bucketMs: number;
   sync: boolean;
+  modes: Modes;
 }
 
 class TooLargeFileError extends CorruptFileError {}
@@ -76,7 +77,7 @@ export class Leases {
     } catch (error) {
       if (!(error instanceof CorruptFileError)) throw storageError(error, 'read a claimed message'); // it is retried when the lease expires
       const code: DeadCode = error instanceof TooLargeFileError ? 'too-large' : 'corrupt';
-      await moveToDead(this.#leased(lease.name), this.group.dead, entry.name, { code, reason: error.message });
+      await moveToDead(this.#leased(lease.name), this.group.dead, entry.name, { code, reason: error.message }, this.settings.modes);
       return 'quarantined';
     }
   }
@@ -108,10 +109,16 @@ export class Leases {
   async retry(lease: Lease, delayMs: number, reason: string): Promise<boolean> {
     const from = this.#leased(lease.name);
     if (lease.ready.attempt >= this.settings.maxAttempts) {
-      const moved = await moveToDead(from, this.group.dead, lease.readyName, {
-        code: 'max-attempts',
-        reason: `failed ${lease.ready.attempt} of ${this.settings.maxAttempts} attempts: ${reason}`,
-      });
+      const moved = await moveToDead(
+        from,
+        this.group.dead,
+        lease.readyName,
+        {
+          code: 'max-attempts',
+          reason: `failed ${lease.ready.attempt} of ${this.settings.maxAttempts} attempts: ${reason}`,
+        },
+        this.settings.modes,
+      );
       if (!moved) throw this.#lost(Object.assign(new Error('gone'), { code: 'ENOENT' }), 'nack');
       return true;
     }
@@ -135,20 +142,32 @@ export class Leases {
       const leased = parseLeased(name);
       const ready = leased && parseReady(leased.ready);
       if (!leased || !ready) {
-        await moveToDead(from, this.group.dead, null, {
-          code: 'bad-name',
-          reason: `not a leased message name: ${JSON.stringify(name)}`,
-          originalName: name,
-        });
+        await moveToDead(
+          from,
+          this.group.dead,
+          null,
+          {
+            code: 'bad-name',
+            reason: `not a leased message name: ${JSON.stringify(name)}`,
+            originalName: name,
+          },
+          this.settings.modes,
+        );
         continue;
       }
       if (leased.deadline > now) return { returned, nextDeadline: leased.deadline };
       try {
         if (ready.attempt >= this.settings.maxAttempts) {
-          await moveToDead(from, this.group.dead, leased.ready, {
-            code: 'lease-expired',
-            reason: `the lease of attempt ${ready.attempt} of ${this.settings.maxAttempts} expired (the consumer died or was too slow)`,
-          });
+          await moveToDead(
+            from,
+            this.group.dead,
+            leased.ready,
+            {
+              code: 'lease-expired',
+              reason: `the lease of attempt ${ready.attempt} of ${this.settings.maxAttempts} expired (the consumer died or was too slow)`,
+            },
+            this.settings.modes,
+          );
         } else {
           await this.#requeue(from, ready, now);
         }
@@ -171,7 +190,7 @@ export class Leases {
       } catch (error) {
         // ENOENT: either the source is gone (the lease was lost) or the bucket is missing.
         if (!isErrno(error, 'ENOENT') || attempt >= 3 || !(await exists(from))) throw error;
-        await ensureDir(bucket, this.group.ready, this.settings.sync);
+        await ensureDir(bucket, this.group.ready, this.settings.sync, this.settings.modes);
       }
     }
   }

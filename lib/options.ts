@@ -2,6 +2,7 @@ import { InvalidNameError, InvalidOptionError } from './errors.js';
 
 export type Durability = 'fsync' | 'none';
 export type CodecName = 'json' | 'raw';
+export type Share = 'private' | 'group';
 
 export interface BackoffOptions {
   /** Delay before the first retry. @default 1000 */
@@ -38,6 +39,19 @@ export interface QueueOptions {
   prefetch?: number;
   /** Period of the reconciliation scan that covers lost watch events. @default 2000 */
   reconcileMs?: number;
+  /**
+   * Who may use a spool this call creates besides its owner: `'private'` (directories 0700,
+   * files 0600) or `'group'` (2770 and 0660: the owner's group too). An existing spool keeps
+   * the sharing it was created with; giving another value is an error.
+   * @default the spool's, or 'private' for a new one
+   */
+  share?: Share;
+  /**
+   * Refuse a spool owned by another user (root excepted) or writable by others, as ssh's
+   * StrictModes does: whoever can write into a spool can plant or remove messages.
+   * @default true
+   */
+  strictModes?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -52,6 +66,8 @@ export interface ResolvedOptions {
   readonly pollIntervalMs: number;
   readonly prefetch: number;
   readonly reconcileMs: number;
+  readonly share: Share | undefined;
+  readonly strictModes: boolean;
 }
 
 export const DEFAULTS: ResolvedOptions = Object.freeze({
@@ -66,6 +82,8 @@ export const DEFAULTS: ResolvedOptions = Object.freeze({
   pollIntervalMs: 100,
   prefetch: 1_000,
   reconcileMs: 2_000,
+  share: undefined,
+  strictModes: true,
 });
 
 /** The hard ceiling of `maxMessageBytes`: lengths are stored as 32-bit integers. */
@@ -136,6 +154,7 @@ export function resolveOptions(options: QueueOptions = {}): ResolvedOptions {
   checkInteger('backoff.baseMs', backoff.baseMs, 0, MAX_TIMER_MS);
   checkInteger('backoff.maxMs', backoff.maxMs, backoff.baseMs, MAX_TIMER_MS);
   if (typeof o.usePolling !== 'boolean') throw invalid('usePolling', 'a boolean', o.usePolling);
+  if (typeof o.strictModes !== 'boolean') throw invalid('strictModes', 'a boolean', o.strictModes);
   return Object.freeze({
     group: checkGroupName(o.group),
     leaseMs: checkInteger('leaseMs', o.leaseMs, 10, MAX_TIMER_MS),
@@ -148,6 +167,8 @@ export function resolveOptions(options: QueueOptions = {}): ResolvedOptions {
     pollIntervalMs: checkInteger('pollIntervalMs', o.pollIntervalMs, 1, 60_000),
     prefetch: checkInteger('prefetch', o.prefetch, 1, 1_000_000),
     reconcileMs: checkInteger('reconcileMs', o.reconcileMs, 10, MAX_TIMER_MS),
+    share: o.share === undefined ? undefined : checkEnum('share', o.share, ['private', 'group']),
+    strictModes: o.strictModes,
   });
 }
 

@@ -84,7 +84,7 @@ export class Publisher {
     const written: Prepared[] = [];
     try {
       await forEachLimit(prepared, IO_CONCURRENCY, async (p) => {
-        await writeNewFile(p.tmp, p.file, sync);
+        await writeNewFile(p.tmp, p.file, sync, this.spool.modes);
         written.push(p);
       });
     } catch (error) {
@@ -179,7 +179,7 @@ export class Publisher {
       // The bucket is missing (new, or removed as drained by a consumer): create it, retry.
       // Its parent is fsynced by the commit, with the bucket itself.
       try {
-        await ensureDir(dir, readyDir, false);
+        await ensureDir(dir, readyDir, false, this.spool.modes);
         created = true;
       } catch (error) {
         if (isErrno(error, 'ENOENT')) return 'gone';

@@ -16,7 +16,7 @@ import type { Message } from './message.js';
 import { formatBucket, formatReady, IdGenerator, parseBucket, parseReady } from './names.js';
 import { invalid, type QueueOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { Publisher, type PushOptions } from './publisher.js';
-import { isOldBucket } from './ready-index.js';
+import { isOldBucket, listBuckets } from './ready-index.js';
 import { type PopOptions, Receiver } from './receiver.js';
 import { recover } from './recovery.js';
 
@@ -46,7 +46,7 @@ export class Queue<T = unknown, In = T> {
   readonly #commit: GroupCommit;
   readonly #publisher: Publisher;
   readonly #receiver: Receiver<T>;
-  readonly #ringer = new DoorbellRinger();
+  readonly #ringer: DoorbellRinger;
   readonly #consumers = new Set<Consumer<T>>();
   readonly #inFlight = new Set<Promise<unknown>>();
   #closing: Promise<void> | null = null;
@@ -56,12 +56,13 @@ export class Queue<T = unknown, In = T> {
     this.#spool = spool;
     this.#group = group;
     this.#options = options;
+    this.#ringer = new DoorbellRinger(spool.modes);
     this.#commit = new GroupCommit(options.durability === 'fsync', async (doorbell) => {
       if (doorbell === group.doorbell) this.#receiver.wake(); // this process first, without a syscall
       await this.#ringer.ring(doorbell);
     });
     this.#publisher = new Publisher(spool, options, this.#commit, new IdGenerator());
-    this.#receiver = new Receiver<T>(group, options, leases, spool.bucketMs);
+    this.#receiver = new Receiver<T>(group, options, leases, spool);
   }
 
   /** The spool directory (absolute). */
@@ -133,8 +134,7 @@ export class Queue<T = unknown, In = T> {
   async #stats(now: number): Promise<QueueStats> {
     const stats: QueueStats = { ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null };
     let oldest = Number.POSITIVE_INFINITY;
-    for (const bucket of await readdir(this.#group.ready)) {
-      if (!parseBucket(bucket)) continue;
+    for (const bucket of await listBuckets(this.#group.ready, null)) {
       for (const name of await readdir(join(this.#group.ready, bucket)).catch(() => [] as string[])) {
         const ready = parseReady(name);
         if (!ready) continue;
@@ -176,7 +176,7 @@ export class Queue<T = unknown, In = T> {
       if (wanted && !wanted.has(ready.id)) continue;
       const now = Date.now(); // per letter: a long listing must not make the target bucket old
       const bucket = join(this.#group.ready, formatBucket(ready.priority, now, this.#spool.bucketMs));
-      await ensureDir(bucket, this.#group.ready, this.#options.durability === 'fsync');
+      await ensureDir(bucket, this.#group.ready, this.#options.durability === 'fsync', this.#spool.modes);
       const from = join(this.#group.dead, letter.file);
       try {
         await rename(from, join(bucket, formatReady({ ...ready, visibleAt: now, attempt: 1 })));
@@ -199,7 +199,7 @@ export class Queue<T = unknown, In = T> {
 
   async #purge(): Promise<number> {
     let removed = 0;
-    for (const bucket of await readdir(this.#group.ready)) {
+    for (const bucket of await listBuckets(this.#group.ready, null)) {
       const dir = join(this.#group.ready, bucket);
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         try {
@@ -250,7 +250,7 @@ export function openQueue<T = unknown>(dir: string, options?: QueueOptions): Pro
 export async function openQueue(dir: string, options: QueueOptions = {}): Promise<Queue<any, any>> {
   const resolved = resolveOptions(options);
   const sync = resolved.durability === 'fsync';
-  const spool = await openSpool(dir, sync);
+  const spool = await openSpool(dir, sync, { share: resolved.share, strictModes: resolved.strictModes });
   let group: GroupPaths;
   try {
     group = await spool.ensureGroup(resolved.group, sync);
@@ -263,6 +263,7 @@ export async function openQueue(dir: string, options: QueueOptions = {}): Promis
     maxMessageBytes: resolved.maxMessageBytes,
     bucketMs: spool.bucketMs,
     sync,
+    modes: spool.modes,
   });
   try {
     await recover(spool, leases);

@@ -9,7 +9,7 @@
 import { opendir, readdir, rmdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isErrno } from './errors.js';
-import { parseBucket, parseReady } from './names.js';
+import { type BucketName, parseBucket, parseReady } from './names.js';
 
 export interface IndexEntry {
   /** The bucket directory holding the message. */
@@ -23,8 +23,8 @@ export interface ScanResult {
   entries: IndexEntry[];
   /** Earliest time something not yet due becomes due (a delayed message or bucket), or null. */
   nextDueAt: number | null;
-  /** Entries whose names are not spoolq names: to quarantine. */
-  strangers: IndexEntry[];
+  /** Entries that are not spoolq messages or buckets (by name or type): to quarantine. */
+  strangers: Array<IndexEntry & { reason: string }>;
 }
 
 /**
@@ -43,13 +43,8 @@ export async function scanReady(readyDir: string, bucketMs: number, window: numb
   const dueAt = (t: number) => {
     if (result.nextDueAt === null || t < result.nextDueAt) result.nextDueAt = t;
   };
-  const buckets = (await readdir(readyDir)).filter((n) => !n.startsWith('.')).sort();
-  for (const bucketName of buckets) {
-    const bucket = parseBucket(bucketName);
-    if (!bucket) {
-      result.strangers.push({ dir: readyDir, name: bucketName });
-      continue;
-    }
+  for (const bucketName of await listBuckets(readyDir, result)) {
+    const bucket = parseBucket(bucketName) as BucketName;
     const start = bucket.bucket * bucketMs;
     if (start > now) {
       dueAt(start);
@@ -80,9 +75,9 @@ export async function scanReady(readyDir: string, bucketMs: number, window: numb
   }
   const again: IndexEntry[] = [];
   if (newest.size > 0) {
-    for (const bucketName of (await readdir(readyDir)).sort()) {
-      const bucket = parseBucket(bucketName);
-      if (!bucket || !(bucket.bucket < (newest.get(bucket.priority) ?? -1))) continue;
+    for (const bucketName of await listBuckets(readyDir, null)) {
+      const bucket = parseBucket(bucketName) as BucketName;
+      if (!(bucket.bucket < (newest.get(bucket.priority) ?? -1))) continue;
       again.push(...((await listBucket(join(readyDir, bucketName), window, now, null, () => {}))?.selected ?? []));
     }
   }
@@ -92,6 +87,30 @@ export async function scanReady(readyDir: string, bucketMs: number, window: numb
     result.entries = result.entries.sort(byName).slice(0, window);
   }
   return result;
+}
+
+/**
+ * The bucket directories of `readyDir`, sorted. Anything else in it is reported as a stranger:
+ * a bad name, or a bucket name on something that is not a real directory. A symlink is never
+ * followed: listing and claiming through one would move files from outside the spool.
+ */
+export async function listBuckets(readyDir: string, result: ScanResult | null): Promise<string[]> {
+  const buckets: string[] = [];
+  for (const entry of await readdir(readyDir, { withFileTypes: true })) {
+    if (entry.name.startsWith('.')) continue;
+    if (!parseBucket(entry.name)) {
+      result?.strangers.push({ dir: readyDir, name: entry.name, reason: `not a spoolq bucket name: ${JSON.stringify(entry.name)}` });
+    } else if (!entry.isDirectory()) {
+      result?.strangers.push({
+        dir: readyDir,
+        name: entry.name,
+        reason: 'a bucket name on something that is not a directory (a symlink is never followed)',
+      });
+    } else {
+      buckets.push(entry.name);
+    }
+  }
+  return buckets.sort();
 }
 
 /**
@@ -114,7 +133,7 @@ async function listBucket(
       if (name.startsWith('.')) continue;
       const ready = parseReady(name);
       if (!ready) {
-        result?.strangers.push({ dir, name });
+        result?.strangers.push({ dir, name, reason: `not a spoolq message name: ${JSON.stringify(name)}` });
       } else if (ready.visibleAt > now) {
         dueAt(ready.visibleAt);
       } else {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { moveToDead } from './dead-letters.js';
 import { DoorbellWatcher, sweepDoorbell } from './doorbell.js';
 import { ClosedError, storageError } from './errors.js';
-import type { GroupPaths } from './layout.js';
+import type { GroupPaths, Spool } from './layout.js';
 import type { Leases } from './leases.js';
 import { Message } from './message.js';
 import { checkInteger, invalid, type ResolvedOptions } from './options.js';
@@ -60,7 +60,7 @@ export class Receiver<T> {
     private readonly group: GroupPaths,
     private readonly options: ResolvedOptions,
     private readonly leases: Leases,
-    private readonly bucketMs: number,
+    private readonly spool: Spool,
   ) {
     this.#index = new ReadyIndex(options.prefetch);
     this.#watcher = new DoorbellWatcher(group.doorbell, options);
@@ -164,17 +164,23 @@ export class Receiver<T> {
       this.#lastSweep = now; // keeps the watched doorbell at O(live producers) files
       await sweepDoorbell(this.group.doorbell, DOORBELL_MAX_AGE_MS, now);
     }
-    const scan = await scanReady(this.group.ready, this.bucketMs, this.options.prefetch, now);
+    const scan = await scanReady(this.group.ready, this.spool.bucketMs, this.options.prefetch, now);
     this.#index.replace(scan.entries);
     this.#lastRefill = Date.now();
     this.#lastScanMs = this.#lastRefill - now;
     this.#nextDueAt = earliest(scan.nextDueAt, this.#nextLeaseDeadline);
     for (const stranger of scan.strangers) {
-      await moveToDead(join(stranger.dir, stranger.name), this.group.dead, null, {
-        code: 'bad-name',
-        reason: `not a spoolq message name: ${JSON.stringify(stranger.name)}`,
-        originalName: stranger.name,
-      });
+      await moveToDead(
+        join(stranger.dir, stranger.name),
+        this.group.dead,
+        null,
+        {
+          code: 'bad-name',
+          reason: stranger.reason,
+          originalName: stranger.name,
+        },
+        this.spool.modes,
+      );
     }
   }
 

@@ -47,14 +47,14 @@ function successfulRenamesIntoReady(trace: string): string[] {
   const started: Array<{ id: string; ok: boolean }> = [];
   const pending = new Map<string, { id: string; ok: boolean }>();
   for (const line of trace.split('\n')) {
-    const start = /^(\d+) rename\("[^"]*\/tmp\/([0-9a-f]{24})", "[^"]*\/ready\/[^"]*"(.*)$/.exec(line);
+    const start = /^(\d+)\s+rename\("[^"]*\/tmp\/([0-9a-f]{24})", "[^"]*\/ready\/[^"]*"(.*)$/.exec(line);
     if (start) {
       const call = { id: start[2] as string, ok: / = 0$/.test(start[3] as string) };
       started.push(call);
       if ((start[3] as string).includes('<unfinished')) pending.set(start[1] as string, call);
       continue;
     }
-    const resumed = /^(\d+) <\.\.\. rename resumed>.* = 0$/.exec(line);
+    const resumed = /^(\d+)\s+<\.\.\. rename resumed>.* = 0$/.exec(line);
     const call = resumed && pending.get(resumed[1] as string);
     if (call) call.ok = true;
   }
