@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, readdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { type Modes, openNoFollow, unlinkIfPresent } from './durable-fs.js';
 import { isErrno } from './errors.js';
 import { checkHeader, HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from './message-file.js';
@@ -67,8 +67,8 @@ export async function moveToDead(
   try {
     await rename(from, target);
   } catch (error) {
-    if (isErrno(error, 'ENOENT')) return false;
-    throw error;
+    if (!isErrno(error, 'ENOENT')) throw error;
+    if (!basename(from).includes('\uFFFD') || !(await renameByRawName(from, target))) return false;
   }
   const reason: DeadReason = { ...why, at: Date.now() };
   await writeFile(`${target}${WHY}`, JSON.stringify(reason), { mode: modes.file })
@@ -95,6 +95,24 @@ export async function listDeadLetters(deadDir: string): Promise<DeadLetter[]> {
     });
   }
   return letters;
+}
+
+/**
+ * A name that is not valid UTF-8 reaches us decoded with U+FFFD in place of its bad bytes, and
+ * no file has that name: find the entry by its raw bytes and rename it by them.
+ */
+async function renameByRawName(from: string, target: string): Promise<boolean> {
+  const dir = dirname(from);
+  for (const raw of await readdir(dir, { encoding: 'buffer' })) {
+    if (raw.toString('utf8') !== basename(from)) continue;
+    try {
+      await rename(Buffer.concat([Buffer.from(`${dir}/`), raw]), target);
+      return true;
+    } catch (error) {
+      if (!isErrno(error, 'ENOENT')) throw error;
+    }
+  }
+  return false;
 }
 
 /** Removes a dead letter's reason file (after the letter itself moved or was removed). */

@@ -201,6 +201,7 @@ export class Leases {
       handle = await openNoFollow(path);
     } catch (error) {
       if (isErrno(error, 'ELOOP')) throw new CorruptFileError('a symbolic link, not a message file (never followed)');
+      if (isErrno(error, 'ENXIO', 'ENODEV')) throw new CorruptFileError('not a regular file (a socket or a device)');
       throw error;
     }
     try {
