@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openQueue } from '../lib/index.js';
 import { cleanup, spoolPath } from './helpers.js';
@@ -235,8 +236,7 @@ describe('consume and messages', () => {
     expect(handled.sort()).toEqual(['ack-myself', 'nack-myself']);
     expect(errors).toEqual([]);
     expect(await q.stats()).toMatchObject({ ready: 0, leased: 0, delayed: 1 });
-    const { getEventListeners } = await import('node:events');
-    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+    expect(EventEmitter.getEventListeners(ac.signal, 'abort')).toHaveLength(0);
     await q.close();
   });
 
