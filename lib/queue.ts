@@ -95,7 +95,7 @@ export class Queue<T = unknown, In = T> {
   }
 
   /** Claims the next message, waiting as `options` allow; null when none arrived in time. */
-  pop(options?: PopOptions): Promise<Message<T> | null> {
+  async pop(options?: PopOptions): Promise<Message<T> | null> {
     this.#ensureOpen('pop');
     return this.#receiver.pop(options);
   }
