@@ -15,11 +15,3 @@ export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (i
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (firstError !== null) throw firstError;
 }
-
-/** Resolves after `ms`, or at once when `signal` aborts. The timer is unref'd unless `keepAlive`. */
-export function sleep(ms: number, keepAlive = true): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    if (!keepAlive) timer.unref();
-  });
-}

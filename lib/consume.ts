@@ -3,6 +3,7 @@
  * settling it: resolve → ack, throw → nack with backoff (a dead letter after maxAttempts).
  * While a handler runs its lease is extended every leaseMs/3, so long work keeps its message.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Message } from './message.js';
 import { checkInteger, invalid } from './options.js';
 import type { PopOptions } from './receiver.js';
@@ -69,7 +70,7 @@ export class Consumer<T> {
         if (signal.aborted) return;
         if ((error as { code?: string }).code === 'ECLOSED') return;
         this.#onError(error as Error);
-        await new Promise((r) => setTimeout(r, 100)); // an I/O error: do not spin
+        await delay(100); // an I/O error: do not spin
         continue;
       }
       if (message === null) return; // the queue was closed

@@ -12,7 +12,6 @@
  */
 import { randomBytes } from 'node:crypto';
 
-export const MIN_PRIORITY = 0;
 export const MAX_PRIORITY = 9;
 export const DEFAULT_PRIORITY = 4;
 
