@@ -127,8 +127,8 @@ export class Queue<T = unknown, In = T> {
   }
 
   /** Counts of this handle's group. Lists the group's directories: O(backlog). */
-  stats(now = Date.now()): Promise<QueueStats> {
-    return withStorageErrors('read the stats', () => this.#stats(now));
+  stats(): Promise<QueueStats> {
+    return withStorageErrors('read the stats', () => this.#stats(Date.now()));
   }
 
   async #stats(now: number): Promise<QueueStats> {

@@ -105,11 +105,6 @@ export class Receiver<T> {
     await this.#watcher.close();
   }
 
-  /** The number of names held by the index now (bounded by `prefetch`). */
-  get indexed(): number {
-    return this.#index.size;
-  }
-
   #start(): Promise<void> {
     this.#started ??= this.#watcher.start(() => this.wake());
     return this.#started;
@@ -131,7 +126,7 @@ export class Receiver<T> {
       // names strictly in order.
       if (claimed === 'taken') {
         this.#index.jump();
-        if (++this.#lostRaces >= LOST_RACES_BEFORE_REFILL) this.#stale = true;
+        this.#lostRaces++;
       } else {
         this.#lostRaces = 0;
       }
