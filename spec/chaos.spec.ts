@@ -11,8 +11,8 @@
  *   - the last delivery of each id was acked (or was in flight in a killed consumer);
  *   - nothing is left in ready/ or leased/, dead/ is empty (every handle uses maxAttempts 1000);
  *   - no visible file fails its length or CRC: ready/ and leased/ are swept every few seconds
- *     during the chaos by an independent validator (a copy of the one in crash.spec.ts, for the
- *     json codec), and a bad file would also be quarantined into dead/, which must stay empty.
+ *     during the chaos by an independent validator (spec/validate-file.ts, as in crash.spec.ts, for
+ *     the json codec), and a bad file would also be quarantined into dead/, which must stay empty.
  *
  * Producers mix durability 'fsync' and 'none', push and pushMany, priorities 0-9, some delays and
  * some 100 KiB messages; consumers mix consume() (with concurrency), pop loops and messages(),
@@ -24,10 +24,10 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue } from '../dist/index.js';
 import { type Child, cleanup, listFiles, runFixture, spoolPath, tempDir, waitFor } from './helpers.js';
+import { checkMessageFile, LEASED_NAME } from './validate-file.js';
 
 const LONG = process.env.SPOOLQ_CHAOS === 'long';
 const CHAOS_MS = LONG ? 600_000 : 35_000;
@@ -52,32 +52,14 @@ function generator(seed: number): () => number {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------
-// An independent validator of message files (format: the header comment of lib/message-file.ts);
-// crash.spec.ts has the raw-codec twin.
-
-const READY_NAME = /^[0-9]-[0-9a-f]{12}-([0-9a-f]{24})-[0-9a-f]{4}$/;
-const LEASED_NAME = /^[0-9a-f]{12}-([0-9]-[0-9a-f]{12}-[0-9a-f]{24}-[0-9a-f]{4})~[0-9a-f]{16}$/;
+// Visible message files, checked by the independent validator of validate-file.ts (json codec;
+// crash.spec.ts checks the raw codec)
 
 /** Checks one visible message file of the json codec; throws with the reason when it is not complete. */
 function validate(readyName: string, file: Buffer): void {
-  const id = READY_NAME.exec(readyName)?.[1];
-  if (!id) throw new Error(`not a ready name: ${readyName}`);
-  if (file.length < 20) throw new Error(`${file.length} bytes, shorter than the 20-byte header`);
-  if (file.toString('latin1', 0, 4) !== 'SPQM') throw new Error(`bad magic ${JSON.stringify(file.toString('latin1', 0, 4))}`);
-  if (file[4] !== 1) throw new Error(`format version ${file[4]}`);
-  if (file[5] !== 0) throw new Error(`codec ${file[5]}, the producers write json (0)`);
-  if (file.readUInt16LE(6) !== 0) throw new Error('reserved bytes are not zero');
-  const attrsLength = file.readUInt32LE(8);
-  const payloadLength = file.readUInt32LE(12);
-  if (file.length !== 20 + attrsLength + payloadLength) {
-    throw new Error(`length: header says 20 + ${attrsLength} + ${payloadLength}, file has ${file.length} bytes`);
-  }
-  const stored = file.readUInt32LE(16);
-  const actual = crc32(file.subarray(20), crc32(file.subarray(0, 16)));
-  if (stored !== actual) throw new Error(`CRC: stored ${stored}, computed ${actual}`);
-  const attributes = JSON.parse(file.toString('utf8', 20, 20 + attrsLength)) as { id?: unknown };
-  if (attributes.id !== id) throw new Error(`attributes id ${String(attributes.id)} differs from the name's id ${id}`);
-  const data = JSON.parse(file.toString('utf8', 20 + attrsLength)) as { pad?: unknown; n?: unknown };
+  const { codec, payload } = checkMessageFile(readyName, file);
+  if (codec !== 0) throw new Error(`codec ${codec}, the producers write json (0)`);
+  const data = JSON.parse(payload.toString('utf8')) as { pad?: unknown; n?: unknown };
   if (typeof data.pad !== 'string' || data.pad.length !== data.n) throw new Error('payload is not a chaos message');
 }
 

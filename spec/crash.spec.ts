@@ -3,8 +3,8 @@
  * SIGKILL at random points, 200 times, leaves no visible message that fails its length or CRC, and
  * every push that resolved before the kill is in ready/ of every group, byte for byte.
  *
- * Visible files are checked by a validator written here from the format documented in
- * lib/message-file.ts, not by the library's own decoder, so it is a second opinion. The iterations
+ * Visible files are checked by spec/validate-file.ts, a validator written from the format documented
+ * in lib/message-file.ts, not by the library's own decoder, so it is a second opinion. The iterations
  * alternate durability 'fsync' and 'none' (a process kill loses no page cache, so both must hold),
  * and vary message sizes (up to 2 MiB, so kills land mid-write), concurrency, pushMany and fan-out.
  * Half the kills come 5-60 ms after the child opened the queue (first bucket, first writes), half
@@ -19,6 +19,7 @@ import { crc32 } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue } from '../dist/index.js';
 import { type Child, cleanup, runFixture, spoolPath } from './helpers.js';
+import { BUCKET_NAME, checkMessageFile } from './validate-file.js';
 
 const KILLS = 200;
 /** Children run this many at a time, each on its own spool. */
@@ -41,7 +42,7 @@ function generator(seed: number): () => number {
 afterAll(cleanup);
 
 // ---------------------------------------------------------------------------------------------
-// An independent validator of message files (format: the header comment of lib/message-file.ts)
+// Visible message files, checked by the independent validator of validate-file.ts
 
 interface Valid {
   id: string;
@@ -49,31 +50,11 @@ interface Valid {
   crc: string;
 }
 
-const READY_NAME = /^[0-9]-[0-9a-f]{12}-([0-9a-f]{24})-[0-9a-f]{4}$/;
-const BUCKET_NAME = /^[0-9]-[0-9a-f]{10}$/;
-
-/** Checks one visible message file; throws with the reason when it is not a complete message. */
+/** Checks one visible message file of the raw fixture; throws with the reason when it is not a complete message. */
 function validate(name: string, file: Buffer): Valid {
-  const id = READY_NAME.exec(name)?.[1];
-  if (!id) throw new Error(`not a ready name: ${name}`);
-  if (file.length < 20) throw new Error(`${file.length} bytes, shorter than the 20-byte header`);
-  if (file.toString('latin1', 0, 4) !== 'SPQM') throw new Error(`bad magic ${JSON.stringify(file.toString('latin1', 0, 4))}`);
-  if (file[4] !== 1) throw new Error(`format version ${file[4]}`);
-  if (file[5] !== 1) throw new Error(`codec ${file[5]}, the fixture writes raw (1)`);
-  if (file.readUInt16LE(6) !== 0) throw new Error('reserved bytes are not zero');
-  const attrsLength = file.readUInt32LE(8);
-  const payloadLength = file.readUInt32LE(12);
-  if (file.length !== 20 + attrsLength + payloadLength) {
-    throw new Error(`length: header says 20 + ${attrsLength} + ${payloadLength}, file has ${file.length} bytes`);
-  }
-  // CRC32 of every byte but its own field: 0 .. 16, then 20 .. end.
-  const stored = file.readUInt32LE(16);
-  const actual = crc32(file.subarray(20), crc32(file.subarray(0, 16)));
-  if (stored !== actual) throw new Error(`CRC: stored ${stored}, computed ${actual}`);
-  const attributes = JSON.parse(file.toString('utf8', 20, 20 + attrsLength)) as { id?: unknown; enqueuedAt?: unknown };
-  if (attributes.id !== id) throw new Error(`attributes id ${String(attributes.id)} differs from the name's id ${id}`);
+  const { id, codec, attributes, payload } = checkMessageFile(name, file);
+  if (codec !== 1) throw new Error(`codec ${codec}, the fixture writes raw (1)`);
   if (typeof attributes.enqueuedAt !== 'number') throw new Error('attributes have no enqueuedAt');
-  const payload = file.subarray(20 + attrsLength);
   return { id, length: payload.length, crc: crc32(payload).toString(16) };
 }
 

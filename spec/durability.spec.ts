@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue } from '../dist/index.js';
 import { type Child, cleanup, FIXTURES, listFiles, runFixture, spoolPath, tempDir, waitFor } from './helpers.js';
+import { type Call, fdPath, ok, parseTrace, strings } from './strace.js';
 
 const run = promisify(execFile);
 
@@ -23,61 +24,8 @@ if (!hasStrace) console.log('durability.spec: strace is not on PATH, so the sysc
 afterAll(cleanup);
 
 // ---------------------------------------------------------------------------------------------
-// strace output, parsed
+// strace output (parsed by strace.ts)
 
-/** One system call; `start` and `end` are line numbers (a call split by another thread spans lines). */
-interface Call {
-  pid: string;
-  name: string;
-  args: string;
-  ret: string;
-  start: number;
-  end: number;
-}
-
-/**
- * Parses `strace -f -y` output. A call interrupted by another thread's line is printed as
- * `name(args <unfinished ...>` and later `<... name resumed>rest) = ret`: both halves are joined,
- * and the call keeps the line numbers of both (start and end), so "A happened before B" is
- * `A.end < B.start`.
- */
-function parseTrace(text: string): Call[] {
-  const calls: Call[] = [];
-  const pending = new Map<string, Call>();
-  text.split('\n').forEach((line, index) => {
-    const m = /^(\d+)\s+(.*)$/.exec(line);
-    if (!m) return;
-    const pid = m[1] as string;
-    const rest = m[2] as string;
-    const unfinished = /^(\w+)\((.*) <unfinished \.\.\.>$/.exec(rest);
-    if (unfinished) {
-      pending.set(pid, { pid, name: unfinished[1] as string, args: unfinished[2] as string, ret: '', start: index, end: -1 });
-      return;
-    }
-    const resumed = /^<\.\.\. (\w+) resumed>(.*)\)\s+= (.*)$/.exec(rest);
-    if (resumed) {
-      const call = pending.get(pid);
-      pending.delete(pid);
-      if (call && call.name === resumed[1]) calls.push({ ...call, args: call.args + resumed[2], ret: resumed[3] as string, end: index });
-      return;
-    }
-    const whole = /^(\w+)\((.*)\)\s+= (.*)$/.exec(rest);
-    if (whole) calls.push({ pid, name: whole[1] as string, args: whole[2] as string, ret: whole[3] as string, start: index, end: index });
-  });
-  return calls.sort((a, b) => a.start - b.start);
-}
-
-/** The path behind the first argument when it is a file descriptor (`-y` prints `18</path>`). */
-function fdPath(call: Call): string | undefined {
-  return /^-?\d+<([^>]*)>/.exec(call.args)?.[1];
-}
-
-/** The quoted string arguments, in order (paths of openat, rename, link, mkdir, unlink). */
-function strings(call: Call): string[] {
-  return [...call.args.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1] as string);
-}
-
-const ok = (call: Call) => /^\d+/.test(call.ret);
 const PLACE = ['rename', 'renameat', 'renameat2', 'link', 'linkat'];
 const SYNC = ['fsync', 'fdatasync'];
 const isBucket = (path: string | undefined) => path !== undefined && /\/groups\/[^/]+\/ready\/[0-9]-[0-9a-f]{10}$/.test(path);

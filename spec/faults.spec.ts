@@ -22,10 +22,11 @@ import { execFile, spawnSync } from 'node:child_process';
 import { chmod, mkdir, readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { crc32 } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue, PublishError, type Queue, SpoolqError } from '../dist/index.js';
 import { cleanup, FIXTURES, tempDir } from './helpers.js';
+import { type Call, fdPath, ok, parseTrace, strings } from './strace.js';
+import { BUCKET_NAME, checkMessageFile, READY_NAME } from './validate-file.js';
 
 const run = promisify(execFile);
 
@@ -134,48 +135,8 @@ async function existingSpool(): Promise<string> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// strace output, parsed (as in durability.spec.ts)
+// strace output (parsed by strace.ts)
 
-interface Call {
-  pid: string;
-  name: string;
-  args: string;
-  ret: string;
-  start: number;
-  end: number;
-}
-
-function parseTrace(text: string): Call[] {
-  const calls: Call[] = [];
-  const pending = new Map<string, Call>();
-  text.split('\n').forEach((line, index) => {
-    const m = /^(\d+)\s+(.*)$/.exec(line);
-    if (!m) return;
-    const pid = m[1] as string;
-    const rest = m[2] as string;
-    const unfinished = /^(\w+)\((.*) <unfinished \.\.\.>$/.exec(rest);
-    if (unfinished) {
-      pending.set(pid, { pid, name: unfinished[1] as string, args: unfinished[2] as string, ret: '', start: index, end: -1 });
-      return;
-    }
-    const resumed = /^<\.\.\. (\w+) resumed>(.*)\)\s+= (.*)$/.exec(rest);
-    if (resumed) {
-      const call = pending.get(pid);
-      pending.delete(pid);
-      if (call && call.name === resumed[1]) calls.push({ ...call, args: call.args + resumed[2], ret: resumed[3] as string, end: index });
-      return;
-    }
-    const whole = /^(\w+)\((.*)\)\s+= (.*)$/.exec(rest);
-    if (whole) calls.push({ pid, name: whole[1] as string, args: whole[2] as string, ret: whole[3] as string, start: index, end: index });
-  });
-  return calls.sort((a, b) => a.start - b.start);
-}
-
-/** The path behind the first argument when it is a file descriptor (`-y` prints `18</path>`). */
-const fdPath = (call: Call) => /^-?\d+<([^>]*)>/.exec(call.args)?.[1];
-/** The quoted string arguments, in order. */
-const strings = (call: Call) => [...call.args.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1] as string);
-const ok = (call: Call) => /^\d+/.test(call.ret);
 const injected = (call: Call) => call.ret.includes('(INJECTED)');
 
 /**
@@ -193,31 +154,7 @@ async function traced(spool: string, straceArgs: string[], steps: string[]): Pro
 }
 
 // ---------------------------------------------------------------------------------------------
-// An independent validator of message files (format: the header comment of lib/message-file.ts)
-
-const READY_NAME = /^[0-9]-[0-9a-f]{12}-([0-9a-f]{24})-[0-9a-f]{4}$/;
-const BUCKET_NAME = /^[0-9]-[0-9a-f]{10}$/;
-
-/** Checks one visible message file; throws with the reason when it is not a complete message. Returns the payload. */
-function validate(name: string, file: Buffer): { id: string; payload: Buffer } {
-  const id = READY_NAME.exec(name)?.[1];
-  if (!id) throw new Error(`not a ready name: ${name}`);
-  if (file.length < 20) throw new Error(`${file.length} bytes, shorter than the 20-byte header`);
-  if (file.toString('latin1', 0, 4) !== 'SPQM') throw new Error(`bad magic ${JSON.stringify(file.toString('latin1', 0, 4))}`);
-  if (file[4] !== 1) throw new Error(`format version ${file[4]}`);
-  if (file.readUInt16LE(6) !== 0) throw new Error('reserved bytes are not zero');
-  const attrsLength = file.readUInt32LE(8);
-  const payloadLength = file.readUInt32LE(12);
-  if (file.length !== 20 + attrsLength + payloadLength) {
-    throw new Error(`length: header says 20 + ${attrsLength} + ${payloadLength}, file has ${file.length} bytes`);
-  }
-  const stored = file.readUInt32LE(16);
-  const actual = crc32(file.subarray(20), crc32(file.subarray(0, 16)));
-  if (stored !== actual) throw new Error(`CRC: stored ${stored}, computed ${actual}`);
-  const attributes = JSON.parse(file.toString('utf8', 20, 20 + attrsLength)) as { id?: unknown };
-  if (attributes.id !== id) throw new Error(`attributes id ${String(attributes.id)} differs from the name's id ${id}`);
-  return { id, payload: file.subarray(20 + attrsLength) };
-}
+// Visible message files, checked by the independent validator of validate-file.ts
 
 /** Every file of groups/default/ready/, validated: id → payload. Throws on any partial or stray file. */
 async function visibleMessages(spool: string): Promise<Map<string, Buffer>> {
@@ -229,7 +166,7 @@ async function visibleMessages(spool: string): Promise<Map<string, Buffer>> {
       const path = join(ready, bucket, name);
       let message: { id: string; payload: Buffer };
       try {
-        message = validate(name, await readFile(path));
+        message = checkMessageFile(name, await readFile(path));
       } catch (error) {
         throw new Error(`partial or invalid visible file ${path}: ${(error as Error).message}`);
       }

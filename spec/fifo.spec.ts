@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { openQueue } from '../lib/index.js';
 import { cleanup, FIXTURES, spoolPath, tempDir } from './helpers.js';
+import { ok, parseTrace, strings } from './strace.js';
 
 afterEach(cleanup);
 
@@ -40,23 +41,16 @@ it.skipIf(!hasStrace)('links concurrent pushes of one producer in push order eve
 });
 
 /**
- * The ids renamed from tmp/ into ready/ successfully, in the order the calls started. strace -f
- * splits a call that another thread interrupts into `<unfinished ...>` and `<... resumed>` lines.
+ * The ids renamed from tmp/ into ready/ successfully, in the order the calls started (parseTrace
+ * joins a call that another thread interrupted, `<unfinished ...>` then `<... resumed>`).
  */
 function successfulRenamesIntoReady(trace: string): string[] {
-  const started: Array<{ id: string; ok: boolean }> = [];
-  const pending = new Map<string, { id: string; ok: boolean }>();
-  for (const line of trace.split('\n')) {
-    const start = /^(\d+)\s+rename\("[^"]*\/tmp\/([0-9a-f]{24})", "[^"]*\/ready\/[^"]*"(.*)$/.exec(line);
-    if (start) {
-      const call = { id: start[2] as string, ok: / = 0$/.test(start[3] as string) };
-      started.push(call);
-      if ((start[3] as string).includes('<unfinished')) pending.set(start[1] as string, call);
-      continue;
-    }
-    const resumed = /^(\d+)\s+<\.\.\. rename resumed>.* = 0$/.exec(line);
-    const call = resumed && pending.get(resumed[1] as string);
-    if (call) call.ok = true;
+  const ids: string[] = [];
+  for (const call of parseTrace(trace)) {
+    if (call.name !== 'rename' || !ok(call)) continue;
+    const [from, to] = strings(call);
+    const id = /\/tmp\/([0-9a-f]{24})$/.exec(from ?? '')?.[1];
+    if (id && to?.includes('/ready/')) ids.push(id);
   }
-  return started.filter((c) => c.ok).map((c) => c.id);
+  return ids;
 }

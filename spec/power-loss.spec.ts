@@ -7,8 +7,8 @@
  * (journal replay), mounted at another mountpoint, and opened with openQueue.
  *
  *   - durability 'fsync': every resolved push is in the copy, complete (length and CRC, checked by
- *     a validator written here from lib/message-file.ts, not by the library), and delivered with
- *     the payload that was pushed; no visible file is broken at all (data is synced before the
+ *     spec/validate-file.ts, written from lib/message-file.ts, not by the library), and delivered
+ *     with the payload that was pushed; no visible file is broken at all (data is synced before the
  *     rename that makes it visible);
  *   - durability 'none': the copy may miss messages, and may hold broken (0-byte) ones, whose
  *     renames reached the journal before their data (delayed allocation). A broken one is never
@@ -30,6 +30,7 @@ import { crc32 } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue, type Queue } from '../dist/index.js';
 import { cleanup, FIXTURES, tempDir } from './helpers.js';
+import { BUCKET_NAME, checkMessageFile, READY_NAME } from './validate-file.js';
 
 const run = promisify(execFile);
 
@@ -100,37 +101,18 @@ afterAll(async () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// An independent validator of message files (format: the header comment of lib/message-file.ts)
+// Visible message files, checked by the independent validator of validate-file.ts
 
 interface Pushed {
   length: number;
   crc: string;
 }
 
-const READY_NAME = /^[0-9]-[0-9a-f]{12}-([0-9a-f]{24})-[0-9a-f]{4}$/;
-const BUCKET_NAME = /^[0-9]-[0-9a-f]{10}$/;
-
-/** Checks one visible message file; throws with the reason when it is not a complete message. */
+/** Checks one visible message file of the raw fixture; throws with the reason when it is not a complete message. */
 function validate(name: string, file: Buffer): Pushed & { id: string } {
-  const id = READY_NAME.exec(name)?.[1];
-  if (!id) throw new Error(`not a ready name: ${name}`);
-  if (file.length < 20) throw new Error(`${file.length} bytes, shorter than the 20-byte header`);
-  if (file.toString('latin1', 0, 4) !== 'SPQM') throw new Error(`bad magic ${JSON.stringify(file.toString('latin1', 0, 4))}`);
-  if (file[4] !== 1) throw new Error(`format version ${file[4]}`);
-  if (file[5] !== 1) throw new Error(`codec ${file[5]}, the fixture writes raw (1)`);
-  if (file.readUInt16LE(6) !== 0) throw new Error('reserved bytes are not zero');
-  const attrsLength = file.readUInt32LE(8);
-  const payloadLength = file.readUInt32LE(12);
-  if (file.length !== 20 + attrsLength + payloadLength) {
-    throw new Error(`length: header says 20 + ${attrsLength} + ${payloadLength}, file has ${file.length} bytes`);
-  }
-  const stored = file.readUInt32LE(16);
-  const actual = crc32(file.subarray(20), crc32(file.subarray(0, 16)));
-  if (stored !== actual) throw new Error(`CRC: stored ${stored}, computed ${actual}`);
-  const attributes = JSON.parse(file.toString('utf8', 20, 20 + attrsLength)) as { id?: unknown; enqueuedAt?: unknown };
-  if (attributes.id !== id) throw new Error(`attributes id ${String(attributes.id)} differs from the name's id ${id}`);
+  const { id, codec, attributes, payload } = checkMessageFile(name, file);
+  if (codec !== 1) throw new Error(`codec ${codec}, the fixture writes raw (1)`);
   if (typeof attributes.enqueuedAt !== 'number') throw new Error('attributes have no enqueuedAt');
-  const payload = file.subarray(20 + attrsLength);
   return { id, length: payload.length, crc: crc32(payload).toString(16) };
 }
 

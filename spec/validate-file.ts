@@ -1,0 +1,60 @@
+/**
+ * An independent validator of message files, written from the format documented in the header
+ * comment of lib/message-file.ts. It deliberately imports nothing from lib/: specs use it as a
+ * second opinion on what the library wrote, not the library's own decoder.
+ *
+ *   offset  size  field
+ *   0       4     magic "SPQM"
+ *   4       1     format version (1)
+ *   5       1     codec: 0 = json, 1 = raw
+ *   6       2     reserved, zero
+ *   8       4     attributes length A (uint32 LE)
+ *   12      4     payload length P (uint32 LE)
+ *   16      4     CRC32 of bytes 0 .. 16, then 20 .. 20+A+P
+ *   20      A     attributes: UTF-8 JSON { id, enqueuedAt, ... }
+ *   20+A    P     payload
+ */
+import { crc32 } from 'node:zlib';
+
+/** A file in groups/<g>/ready/<bucket>/: <P>-<visibleAt:12 hex>-<id:24 hex>-<attempt:4 hex>; group 1 is the id. */
+export const READY_NAME = /^[0-9]-[0-9a-f]{12}-([0-9a-f]{24})-[0-9a-f]{4}$/;
+/** A bucket directory in groups/<g>/ready/: <P>-<bucket:10 hex>. */
+export const BUCKET_NAME = /^[0-9]-[0-9a-f]{10}$/;
+/** A file in groups/<g>/leased/: <deadline:12 hex>-<ready name>~<token:16 hex>; group 1 is the ready name. */
+export const LEASED_NAME = /^[0-9a-f]{12}-([0-9]-[0-9a-f]{12}-[0-9a-f]{24}-[0-9a-f]{4})~[0-9a-f]{16}$/;
+
+export interface MessageFile {
+  /** The id, from the ready name (the attributes carry the same). */
+  id: string;
+  /** Byte 5: 0 = json, 1 = raw. Which one is expected is the caller's check. */
+  codec: number;
+  attributes: Record<string, unknown>;
+  payload: Buffer;
+}
+
+/**
+ * Checks one visible message file whose ready name is `readyName` (for a leased file, the ready
+ * name inside its leased name); throws an Error with the reason when it is not a complete message.
+ */
+export function checkMessageFile(readyName: string, file: Buffer): MessageFile {
+  const id = READY_NAME.exec(readyName)?.[1];
+  if (!id) throw new Error(`not a ready name: ${readyName}`);
+  if (file.length < 20) throw new Error(`${file.length} bytes, shorter than the 20-byte header`);
+  if (file.toString('latin1', 0, 4) !== 'SPQM') throw new Error(`bad magic ${JSON.stringify(file.toString('latin1', 0, 4))}`);
+  if (file[4] !== 1) throw new Error(`format version ${file[4]}`);
+  const codec = file[5] as number;
+  if (file.readUInt16LE(6) !== 0) throw new Error('reserved bytes are not zero');
+  const attrsLength = file.readUInt32LE(8);
+  const payloadLength = file.readUInt32LE(12);
+  if (file.length !== 20 + attrsLength + payloadLength) {
+    throw new Error(`length: header says 20 + ${attrsLength} + ${payloadLength}, file has ${file.length} bytes`);
+  }
+  // CRC32 of every byte but its own field: 0 .. 16, then 20 .. end.
+  const stored = file.readUInt32LE(16);
+  const actual = crc32(file.subarray(20), crc32(file.subarray(0, 16)));
+  if (stored !== actual) throw new Error(`CRC: stored ${stored}, computed ${actual}`);
+  const parsed: unknown = JSON.parse(file.toString('utf8', 20, 20 + attrsLength));
+  const attributes = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>;
+  if (attributes.id !== id) throw new Error(`attributes id ${String(attributes.id)} differs from the name's id ${id}`);
+  return { id, codec, attributes, payload: file.subarray(20 + attrsLength) };
+}
