@@ -26,7 +26,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue } from '../dist/index.js';
-import { type Child, cleanup, listFiles, runFixture, spoolPath, tempDir, waitFor } from './helpers.js';
+import { type Child, cleanup, seededRandom as generator, listFiles, runFixture, spoolPath, tempDir, waitFor } from './helpers.js';
 import { checkMessageFile, LEASED_NAME } from './validate-file.js';
 
 const LONG = process.env.SPOOLQ_CHAOS === 'long';
@@ -36,18 +36,6 @@ const SEED = Number(process.env.SPOOLQ_CHAOS_SEED ?? Math.floor(Math.random() * 
 const LEASE_MS = 1_500;
 /** Every handle on the spool: recovery at open reaps with the opener's maxAttempts. */
 const MAX_ATTEMPTS = 1_000;
-
-/** mulberry32, as in crash.spec.ts. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

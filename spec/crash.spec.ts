@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue } from '../dist/index.js';
-import { type Child, cleanup, runFixture, spoolPath } from './helpers.js';
+import { type Child, cleanup, seededRandom as generator, runFixture, spoolPath } from './helpers.js';
 import { BUCKET_NAME, checkMessageFile } from './validate-file.js';
 
 const KILLS = 200;
@@ -26,18 +26,6 @@ const KILLS = 200;
 const LANES = 4;
 
 const SEED = Number(process.env.SPOOLQ_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
-
-/** mulberry32: a small seeded generator, so a failing run's choices can be replayed. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 afterAll(cleanup);
 
