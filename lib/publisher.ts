@@ -104,6 +104,7 @@ export class Publisher {
           const dir = join(group.ready, p.bucket);
           const target = join(dir, p.name);
           const placed = await this.#place(p.tmp, target, dir, group.ready, single);
+          if (placed === 'gone' && single) await unlink(p.tmp).catch(() => {}); // not renamed anywhere
           if (placed !== 'gone') {
             visible.push(target);
             touched.add(dir);
@@ -119,7 +120,7 @@ export class Publisher {
       // that delivery stands, which at-least-once allows.
       await Promise.all(visible.map((v) => unlink(v).catch(() => {})));
       await Promise.all(prepared.map((p) => unlink(p.tmp).catch(() => {})));
-      throw publishError('linking the message into ready/', error);
+      throw publishError('linking the message into ready/', error, true);
     }
     if (!single) await Promise.all(prepared.map((p) => unlink(p.tmp).catch(() => {})));
     return { touched, doorbells: groups.map((g) => g.doorbell) };
@@ -200,11 +201,14 @@ function checkHeaders(headers: unknown): Record<string, string> | undefined {
   return headers as Record<string, string>;
 }
 
-function publishError(step: string, error: unknown): SpoolqError {
+function publishError(step: string, error: unknown, afterVisible = false): SpoolqError {
   if (error instanceof SpoolqError) return error;
   const code = (error as NodeJS.ErrnoException).code ?? 'error';
+  const what = afterVisible
+    ? 'The message was not published (the copies that had become visible were removed; a consumer may already have received one, as at-least-once delivery allows)'
+    : 'Nothing was published';
   return new PublishError(
-    `Nothing was published: ${code} while ${step} (${(error as Error).message}); ${ioHint(code)}. Pushing the same data again is safe`,
+    `${what}: ${code} while ${step} (${(error as Error).message}); ${ioHint(code)}. Pushing the same data again is safe`,
     { cause: error },
   );
 }
