@@ -29,7 +29,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type DeadLetter, openQueue, type Queue } from '../lib/index.js';
 import { HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from '../lib/message-file.js';
 import { formatLeased, parseBucket, parseLeased, parseReady } from '../lib/names.js';
-import { cleanup, runFixture, tempDir } from './helpers.js';
+import { cleanup, fcParams, runFixture, tempDir } from './helpers.js';
 
 afterEach(cleanup);
 
@@ -41,15 +41,6 @@ const OPTIONS = { durability: 'none', maxMessageBytes: MAX_MESSAGE_BYTES } as co
 interface Data {
   i: number;
   text: string;
-}
-
-function fcParams(numRuns: number): fc.Parameters<unknown> {
-  const { SPOOLQ_FC_SEED: seed, SPOOLQ_FC_PATH: path, SPOOLQ_FC_RUNS: runs } = process.env;
-  return {
-    numRuns: runs ? Number(runs) : numRuns,
-    ...(seed ? { seed: Number(seed) } : {}),
-    ...(path ? { path } : {}),
-  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -102,3 +102,16 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * fast-check run parameters: `numRuns`, overridden by SPOOLQ_FC_RUNS; SPOOLQ_FC_SEED and
+ * SPOOLQ_FC_PATH replay a failure that fast-check printed.
+ */
+export function fcParams(numRuns: number): { numRuns: number; seed?: number; path?: string } {
+  const { SPOOLQ_FC_SEED: seed, SPOOLQ_FC_PATH: path, SPOOLQ_FC_RUNS: runs } = process.env;
+  return {
+    numRuns: runs ? Number(runs) : numRuns,
+    ...(seed ? { seed: Number(seed) } : {}),
+    ...(path ? { path } : {}),
+  };
+}

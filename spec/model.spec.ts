@@ -49,7 +49,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Durability, type Message, openQueue, type Queue, type QueueOptions } from '../lib/index.js';
 import { parseLeased, parseReady } from '../lib/names.js';
-import { cleanup, spoolPath } from './helpers.js';
+import { cleanup, fcParams, spoolPath } from './helpers.js';
 
 afterEach(cleanup);
 
@@ -611,15 +611,6 @@ const COMMANDS: fc.Arbitrary<Cmd>[] = [
   fc.nat({ max: 1 }).map((roll) => new RequeueDeadCmd(roll)),
   fc.nat({ max: 7 }).map((roll) => new PurgeCmd(roll)),
 ];
-
-function fcParams(numRuns: number): fc.Parameters<unknown> {
-  const { SPOOLQ_FC_SEED: seed, SPOOLQ_FC_PATH: path, SPOOLQ_FC_RUNS: runs } = process.env;
-  return {
-    numRuns: runs ? Number(runs) : numRuns,
-    ...(seed ? { seed: Number(seed) } : {}),
-    ...(path ? { path } : {}),
-  };
-}
 
 const settings = fc.record({
   shared: fc.boolean(),
