@@ -5,7 +5,7 @@
  * and never follow a symlink inside the spool.
  */
 import { constants as C } from 'node:fs';
-import { chmod, mkdir, open, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, unlink } from 'node:fs/promises';
 import { isErrno } from './errors.js';
 
 /** Permission bits of what a spool creates. */
@@ -89,6 +89,17 @@ export async function makeDir(path: string, modes: Modes): Promise<boolean> {
  */
 export async function openNoFollow(path: string) {
   return open(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+}
+
+/** Whether `path` exists (lstat: a symlink counts, it is not followed). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return false;
+    throw error;
+  }
 }
 
 /** unlink that treats "already gone" as success; returns whether this call removed it. */

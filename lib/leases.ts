@@ -12,11 +12,11 @@
  * never ack, extend or nack the redelivered copy (fencing). No fsync here: losing a claim or
  * an ack in a crash only causes a redelivery, which at-least-once allows.
  */
-import { lstat, readdir, rename, unlink } from 'node:fs/promises';
+import { readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodePayload } from './codec.js';
 import { type DeadCode, moveToDead } from './dead-letters.js';
-import { ensureDir, type Modes, openNoFollow } from './durable-fs.js';
+import { ensureDir, exists, type Modes, openNoFollow } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
 import { CorruptFileError, type DecodedFile, decodeFile, HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from './message-file.js';
@@ -104,9 +104,9 @@ export class Leases {
 
   /**
    * Returns a message to ready/ with attempt+1, visible after `delayMs`; after the last attempt
-   * it becomes a dead letter. Resolves to true when it went to the dead letters.
+   * it becomes a dead letter.
    */
-  async retry(lease: Lease, delayMs: number, reason: string): Promise<boolean> {
+  async retry(lease: Lease, delayMs: number, reason: string): Promise<void> {
     const from = this.#leased(lease.name);
     if (lease.ready.attempt >= this.settings.maxAttempts) {
       const moved = await moveToDead(
@@ -120,14 +120,13 @@ export class Leases {
         this.settings.modes,
       );
       if (!moved) throw this.#lost(Object.assign(new Error('gone'), { code: 'ENOENT' }), 'nack');
-      return true;
+      return;
     }
     try {
       await this.#requeue(from, lease.ready, Date.now() + delayMs);
     } catch (error) {
       throw this.#lost(error, 'nack');
     }
-    return false;
   }
 
   /**
@@ -241,15 +240,5 @@ function decodeData(file: DecodedFile): unknown {
     return decodePayload(file.codec, file.payload);
   } catch {
     throw new CorruptFileError('the payload is not valid JSON although its CRC matches');
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (error) {
-    if (isErrno(error, 'ENOENT')) return false;
-    throw error;
   }
 }
