@@ -68,8 +68,10 @@ export class Consumer<T> {
         message = await this.pop({ signal });
       } catch (error) {
         if (signal.aborted) return;
-        if ((error as { code?: string }).code === 'ECLOSED') return;
+        const code = (error as { code?: string }).code;
+        if (code === 'ECLOSED') return;
         this.#onError(error as Error);
+        if (code === 'EGROUP_NOT_FOUND') return this.#stop.abort(); // deleted: nothing will ever arrive
         await delay(100); // an I/O error: do not spin
         continue;
       }

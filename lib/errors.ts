@@ -101,6 +101,27 @@ export class ClosedError extends SpoolqError {
   override readonly code = 'ECLOSED';
 }
 
+/** No group of that name exists in the spool (bind, unbind, stats of another group). */
+export class GroupNotFoundError extends SpoolqError {
+  override name = 'GroupNotFoundError';
+  override readonly code = 'EGROUP_NOT_FOUND';
+}
+
+/** The lock was not acquired within `timeoutMs`. Nothing is held. */
+export class LockTimeoutError extends SpoolqError {
+  override name = 'LockTimeoutError';
+  override readonly code = 'ELOCK_TIMEOUT';
+}
+
+/**
+ * The lock was lost while held (this process was paused past `staleMs`, or its lock directory
+ * was removed): another holder may have it now. Stop writing to what the lock protects.
+ */
+export class LockCompromisedError extends SpoolqError {
+  override name = 'LockCompromisedError';
+  override readonly code = 'ELOCK_COMPROMISED';
+}
+
 /** Whether `error` is a Node system error with one of `codes`. */
 export function isErrno(error: unknown, ...codes: string[]): error is NodeJS.ErrnoException {
   return error instanceof Error && codes.includes((error as NodeJS.ErrnoException).code ?? '');

@@ -5,9 +5,12 @@ export type { DeadCode, DeadLetter } from './dead-letters.js';
 export {
   ClosedError,
   DurabilityError,
+  GroupNotFoundError,
   InvalidNameError,
   InvalidOptionError,
   LeaseLostError,
+  LockCompromisedError,
+  LockTimeoutError,
   MessageEncodeError,
   MessageSettledError,
   MessageTooLargeError,
@@ -21,5 +24,6 @@ export {
 export { Message, type NackOptions } from './message.js';
 export type { BackoffOptions, CodecName, Durability, QueueOptions, ResolvedOptions, Share } from './options.js';
 export type { PushOptions } from './publisher.js';
-export { type MessagesOptions, openQueue, Queue, type QueueStats } from './queue.js';
+export { type GroupInfo, type MessagesOptions, openQueue, Queue, type QueueStats } from './queue.js';
 export type { PopOptions } from './receiver.js';
+export { type SubscribeOptions, Subscription } from './subscription.js';

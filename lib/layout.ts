@@ -7,12 +7,14 @@
  *   <spool>/groups/<group>/leased/<leased name>
  *   <spool>/groups/<group>/dead/<name> (+ <name>.why: the reason, JSON)
  *   <spool>/groups/<group>/doorbell/ one small file per producer, renamed per commit: the watch target
+ *   <spool>/groups/<group>/topics/   the topic patterns the group is bound to (see bindings.ts)
  *
  * Opening is safe in several processes at once: every step is idempotent or a rename.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { writeEntries } from './bindings.js';
 import { ensureDir, fsyncDir, GROUP_MODES, type Modes, makeDir, PRIVATE_MODES, writeNewFile } from './durable-fs.js';
 import { InvalidOptionError, isErrno, SpoolFormatError, SpoolPathError, SpoolqError, SpoolUnsafeError } from './errors.js';
 
@@ -22,7 +24,7 @@ export const FORMAT_VERSION = 1;
 /** Width of a ready bucket: bounds every directory listing to what arrives in this time. */
 export const DEFAULT_BUCKET_MS = 10_000;
 
-import type { Share } from './options.js';
+import { GROUP_NAME, type Share } from './options.js';
 
 export interface SpoolFormat {
   format: typeof FORMAT_NAME;
@@ -46,6 +48,7 @@ export interface GroupPaths {
   readonly leased: string;
   readonly dead: string;
   readonly doorbell: string;
+  readonly topics: string;
 }
 
 export class Spool {
@@ -71,39 +74,52 @@ export class Spool {
       leased: join(root, 'leased'),
       dead: join(root, 'dead'),
       doorbell: join(root, 'doorbell'),
+      topics: join(root, 'topics'),
     };
   }
 
   /** The names of the groups that exist now: a publish delivers to each of them. */
   async groupNames(): Promise<string[]> {
-    return (await readdir(this.groups)).filter((n) => !n.startsWith('.'));
+    return (await readdir(this.groups)).filter((n) => GROUP_NAME.test(n));
+  }
+
+  /** Whether the group exists (a half-made one never does: groups are renamed in whole). */
+  hasGroup(name: string): Promise<boolean> {
+    return isDirectory(this.group(name).doorbell);
   }
 
   /**
-   * Creates a group if it is missing. The group is built under tmp/ and renamed into groups/,
-   * so a publisher never sees a half-made group.
+   * Creates a group if it is missing, bound to `patterns`. The group is built under tmp/,
+   * bindings included, and renamed into groups/, so a publisher never sees a half-made group.
+   * Resolves to whether this call created it.
    */
-  async ensureGroup(name: string, sync: boolean): Promise<GroupPaths> {
+  async ensureGroup(name: string, sync: boolean, patterns: readonly string[]): Promise<boolean> {
     const paths = this.group(name);
-    if (await isDirectory(paths.doorbell)) {
+    if (await this.hasGroup(name)) {
       // Whoever created it may have died before its fsync of groups/ (or seen it fail): sync
       // again, so that a group this handle publishes to is durable. One fsync per open.
       if (sync) await fsyncDir(this.groups);
-      return paths;
+      return false;
     }
     const staging = join(this.tmp, `group-${randomBytes(6).toString('hex')}`);
     await makeDir(staging, this.modes);
-    for (const sub of ['ready', 'leased', 'dead', 'doorbell']) await makeDir(join(staging, sub), this.modes);
-    if (sync) await fsyncDir(staging); // its subdirectories' entries, before it becomes visible
+    for (const sub of ['ready', 'leased', 'dead', 'doorbell', 'topics']) await makeDir(join(staging, sub), this.modes);
+    await writeEntries(this, join(staging, 'topics'), patterns, sync);
+    if (sync) {
+      await fsyncDir(join(staging, 'topics'));
+      await fsyncDir(staging); // its subdirectories' entries, before it becomes visible
+    }
     try {
       await rename(staging, paths.root);
     } catch (error) {
       await rm(staging, { recursive: true, force: true });
       if (!isErrno(error, 'EEXIST', 'ENOTEMPTY')) throw error;
       // another process created it first; sync groups/ in case it has not yet
+      if (sync) await fsyncDir(this.groups);
+      return false;
     }
     if (sync) await fsyncDir(this.groups);
-    return paths;
+    return true;
   }
 }
 

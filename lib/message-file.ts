@@ -9,7 +9,7 @@
  *   8       4     attributes length A (uint32 LE)
  *   12      4     payload length P (uint32 LE)
  *   16      4     CRC32 of every other byte: 0 .. 16, then 20 .. 20+A+P
- *   20      A     attributes: UTF-8 JSON { id, enqueuedAt, contentType?, headers? }
+ *   20      A     attributes: UTF-8 JSON { id, enqueuedAt, contentType?, headers?, topic? }
  *   20+A    P     payload
  *
  * A file is valid only if its size is exactly 20 + A + P and the CRC matches, so a truncated,
@@ -29,6 +29,7 @@ export interface MessageAttributes {
   enqueuedAt: number;
   contentType?: string;
   headers?: Record<string, string>;
+  topic?: string;
 }
 
 export interface DecodedFile {

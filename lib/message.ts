@@ -28,6 +28,8 @@ export class Message<T = unknown> {
   /** 0 (first) to 9 (last). */
   readonly priority: number;
   readonly headers: Readonly<Record<string, string>>;
+  /** The topic it was pushed with, if any. */
+  readonly topic: string | undefined;
 
   readonly #lease: Lease;
   readonly #leases: Leases;
@@ -45,6 +47,7 @@ export class Message<T = unknown> {
     this.enqueuedAt = file.attributes.enqueuedAt;
     this.priority = lease.ready.priority;
     this.headers = Object.freeze({ ...(file.attributes.headers ?? {}) });
+    this.topic = typeof file.attributes.topic === 'string' ? file.attributes.topic : undefined;
     this.#lease = lease;
     this.#leases = leases;
     this.#backoff = backoff;

@@ -1,4 +1,5 @@
 import { InvalidNameError, InvalidOptionError } from './errors.js';
+import { parsePattern } from './topics.js';
 
 export type Durability = 'fsync' | 'none';
 export type CodecName = 'json' | 'raw';
@@ -13,8 +14,24 @@ export interface BackoffOptions {
 
 /** Options of `openQueue()`. Every field is optional; defaults are listed on each. */
 export interface QueueOptions {
-  /** Subscriber group this handle consumes from; created on first use. @default 'default' */
-  group?: string;
+  /**
+   * Subscriber group this handle consumes from; created on first use. `null`: a handle that
+   * only publishes and manages groups, and creates none. @default 'default'
+   */
+  group?: string | null;
+  /**
+   * Topic patterns the group is bound to (AMQP style: `.` separates words, `*` is one word,
+   * `#` zero or more). Given, the group's bindings become exactly these; omitted, a new group
+   * is bound to `['#']` (every message) and an existing one keeps its bindings.
+   * @default the group's bindings, or ['#'] for a new group
+   */
+  topics?: readonly string[];
+  /**
+   * What this handle's pushes that match no group become: with `true` they go to the group
+   * `unrouted` (created at open), with `false` they are dropped. Either way they are counted
+   * in `stats().unrouted`. @default false
+   */
+  keepUnrouted?: boolean;
   /** How long a claimed message stays invisible to other consumers. @default 30000 */
   leaseMs?: number;
   /** Deliveries before a message moves to the dead letters. @default 5 */
@@ -55,7 +72,9 @@ export interface QueueOptions {
 }
 
 export interface ResolvedOptions {
-  readonly group: string;
+  readonly group: string | null;
+  readonly topics: readonly string[] | undefined;
+  readonly keepUnrouted: boolean;
   readonly leaseMs: number;
   readonly maxAttempts: number;
   readonly backoff: Readonly<Required<BackoffOptions>>;
@@ -72,6 +91,8 @@ export interface ResolvedOptions {
 
 export const DEFAULTS: ResolvedOptions = Object.freeze({
   group: 'default',
+  topics: undefined,
+  keepUnrouted: false,
   leaseMs: 30_000,
   maxAttempts: 5,
   backoff: Object.freeze({ baseMs: 1_000, maxMs: 60_000 }),
@@ -126,7 +147,7 @@ function checkKnownKeys(what: string, value: object, known: readonly string[]): 
   }
 }
 
-const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+export const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 
 /** Group names become directory names: no separators, no leading dot, at most 100 characters. */
 export function checkGroupName(name: unknown): string {
@@ -136,6 +157,16 @@ export function checkGroupName(name: unknown): string {
     );
   }
   return name;
+}
+
+/** The group that keeps the pushes no group matched (see `keepUnrouted`): never bound to a pattern. */
+export const UNROUTED_GROUP = 'unrouted';
+
+/** Validates a list of topic patterns; returns a frozen copy without duplicates. */
+export function checkPatterns(name: string, patterns: unknown): readonly string[] {
+  if (!Array.isArray(patterns)) throw invalid(name, 'an array of topic patterns such as ["orders.*"]', patterns);
+  for (const pattern of patterns) parsePattern(pattern);
+  return Object.freeze([...new Set(patterns as string[])]);
 }
 
 /** Validates the caller's options and merges them over the defaults into a frozen object. */
@@ -155,8 +186,21 @@ export function resolveOptions(options: QueueOptions = {}): ResolvedOptions {
   checkInteger('backoff.maxMs', backoff.maxMs, backoff.baseMs, MAX_TIMER_MS);
   if (typeof o.usePolling !== 'boolean') throw invalid('usePolling', 'a boolean', o.usePolling);
   if (typeof o.strictModes !== 'boolean') throw invalid('strictModes', 'a boolean', o.strictModes);
+  if (typeof o.keepUnrouted !== 'boolean') throw invalid('keepUnrouted', 'a boolean', o.keepUnrouted);
+  const group = o.group === null ? null : checkGroupName(o.group);
+  const topics = o.topics === undefined ? undefined : checkPatterns('topics', o.topics);
+  if (topics !== undefined && group === null) {
+    throw new InvalidOptionError('Invalid option `topics`: a handle with group: null has no group to bind; name a group');
+  }
+  if (topics !== undefined && group === UNROUTED_GROUP) {
+    throw new InvalidOptionError(
+      `Invalid option \`topics\`: the group '${UNROUTED_GROUP}' receives only what no other group matched; it cannot be bound`,
+    );
+  }
   return Object.freeze({
-    group: checkGroupName(o.group),
+    group,
+    topics,
+    keepUnrouted: o.keepUnrouted,
     leaseMs: checkInteger('leaseMs', o.leaseMs, 10, MAX_TIMER_MS),
     maxAttempts: checkInteger('maxAttempts', o.maxAttempts, 1, 1000),
     backoff: Object.freeze(backoff),

@@ -2,9 +2,10 @@
  * Publishing, in the syscall order that is the durability contract (design.md, "Publish"):
  *
  *   1. open tmp/<id> O_EXCL, write every byte, fdatasync (durability 'fsync'), close
- *   2. rename (one group) or link (several) into groups/<g>/ready/<P>-<bucket>/<name>;
+ *   2. route: the groups whose bindings match the message's topic (routing.ts), then link into
+ *      groups/<g>/ready/<P>-<bucket>/<name> for each but the last, and rename into the last
  *      (a missing bucket is created; ready/ is then fsynced in step 4 too)
- *   3. unlink tmp/<id> when linked
+ *   3. unlink tmp/<id> if its last group was deleted meanwhile
  *   4. fsync every directory touched: group-committed with concurrent publishes
  *   5. ring the doorbells, then resolve
  *
@@ -19,10 +20,12 @@ import { forEachLimit } from './concurrency.js';
 import { ensureDir, writeNewFile } from './durable-fs.js';
 import { ioHint, isErrno, MessageTooLargeError, PublishError, SpoolqError } from './errors.js';
 import type { GroupCommit } from './group-commit.js';
-import type { Spool } from './layout.js';
+import type { GroupPaths, Spool } from './layout.js';
 import { encodeFile, MAX_ATTRIBUTE_BYTES } from './message-file.js';
 import { DEFAULT_PRIORITY, formatBucket, formatReady, type IdGenerator, MAX_PRIORITY } from './names.js';
-import { checkInteger, invalid, type ResolvedOptions } from './options.js';
+import { checkInteger, invalid, type ResolvedOptions, UNROUTED_GROUP } from './options.js';
+import { type Route, readRoutes } from './routing.js';
+import { checkTopic } from './topics.js';
 
 export interface PushOptions {
   /** 0 is delivered first, 9 last. @default 4 */
@@ -31,7 +34,14 @@ export interface PushOptions {
   delayMs?: number;
   /** String key/value pairs delivered with the message as `m.headers`. */
   headers?: Record<string, string>;
+  /**
+   * Routes the message to the groups bound to a matching pattern ('orders.created' matches
+   * 'orders.*' and 'orders.#'); without one it goes to the groups bound to '#'.
+   */
+  topic?: string;
 }
+
+const PUSH_OPTIONS = ['priority', 'delayMs', 'headers', 'topic'];
 
 interface Prepared {
   id: string;
@@ -39,14 +49,24 @@ interface Prepared {
   tmp: string;
   bucket: string;
   name: string;
+  topic: string | undefined;
 }
 
 /** How many files one publish writes or links at once: bounds open descriptors. */
 const IO_CONCURRENCY = 32;
 
+/** link() failures that mean "this file system has no hard links (here)": copy instead. */
+const NO_LINK_CODES = ['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EXDEV'];
+
+type Placed = 'placed' | 'new-bucket' | 'gone';
+
 export class Publisher {
   /** Resolves when the previous publish has linked its messages: keeps link order = push order. */
   #linkLane: Promise<void> = Promise.resolve();
+  /** Set once a link failed for want of hard links: every further fan-out copies. */
+  #noLinks = false;
+  /** Messages that matched no group (dropped, or kept in the unrouted group). */
+  unrouted = 0;
 
   constructor(
     private readonly spool: Spool,
@@ -79,11 +99,12 @@ export class Publisher {
 
   async #writeAndLink(prepared: Prepared[], turn: Promise<void>): Promise<{ touched: Set<string>; doorbells: string[] }> {
     const sync = this.options.durability === 'fsync';
-    const groups = (await this.spool.groupNames()).map((g) => this.spool.group(g));
+    const routes = await readRoutes(this.spool);
+    const routed = prepared.map((p) => ({ p, groups: this.#route(routes, p.topic) })).filter(({ groups }) => groups.length > 0);
 
     const written: Prepared[] = [];
     try {
-      await forEachLimit(prepared, IO_CONCURRENCY, async (p) => {
+      await forEachLimit(routed, IO_CONCURRENCY, async ({ p }) => {
         await writeNewFile(p.tmp, p.file, sync, this.spool.modes);
         written.push(p);
       });
@@ -92,50 +113,85 @@ export class Publisher {
       throw publishError('writing the message file', error);
     }
 
-    const single = groups.length === 1;
     const touched = new Set<string>();
+    const doorbells = new Set<string>();
     const visible: string[] = [];
+    const copies: string[] = [];
     try {
       // One at a time, in push order: a consumer never sees a producer's later message without
       // the earlier ones (strict FIFO per producer). Writes and syncs above stay concurrent.
       await turn;
-      for (const p of prepared) {
-        for (const group of groups) {
+      for (const { p, groups } of routed) {
+        let moved = false;
+        for (const [i, group] of groups.entries()) {
           const dir = join(group.ready, p.bucket);
           const target = join(dir, p.name);
-          const placed = await this.#place(p.tmp, target, dir, group.ready, single);
-          if (placed === 'gone' && single) await unlink(p.tmp).catch(() => {}); // not renamed anywhere
-          if (placed !== 'gone') {
-            visible.push(target);
-            touched.add(dir);
+          // Hard links to all groups but the last, which gets the tmp file itself: one inode,
+          // one name per group. Without hard links (EPERM on FAT, …), a copy per group.
+          let source = p.tmp;
+          let move = i === groups.length - 1;
+          if (!move && this.#noLinks) {
+            source = await this.#copy(p, i, copies, sync);
+            move = true;
           }
+          let placed: Placed;
+          try {
+            placed = await this.#place(source, target, dir, group.ready, move);
+          } catch (error) {
+            if (move || !isErrno(error, ...NO_LINK_CODES)) throw error;
+            this.#noLinks = true;
+            source = await this.#copy(p, i, copies, sync);
+            placed = await this.#place(source, target, dir, group.ready, true);
+          }
+          if (placed === 'gone') continue; // the group was deleted meanwhile
+          if (source === p.tmp && move) moved = true;
+          visible.push(target);
+          touched.add(dir);
+          doorbells.add(group.doorbell);
           // A bucket made just now (by us or by another process that may not have synced yet):
           // its entry in ready/ must be durable too. A failure here is a durability failure of
           // the commit, like any other directory fsync.
           if (placed === 'new-bucket') touched.add(group.ready);
         }
+        if (!moved) await unlink(p.tmp).catch(() => {}); // its last group was deleted meanwhile
       }
     } catch (error) {
       // Undo what became visible. A name already claimed by a consumer is gone (ENOENT):
       // that delivery stands, which at-least-once allows.
       await Promise.all(visible.map((v) => unlink(v).catch(() => {})));
-      await Promise.all(prepared.map((p) => unlink(p.tmp).catch(() => {})));
+      await Promise.all([...routed.map(({ p }) => p.tmp), ...copies].map((f) => unlink(f).catch(() => {})));
       throw publishError('linking the message into ready/', error, true);
     }
-    if (!single) await Promise.all(prepared.map((p) => unlink(p.tmp).catch(() => {})));
-    return { touched, doorbells: groups.map((g) => g.doorbell) };
+    return { touched, doorbells: [...doorbells] };
+  }
+
+  /** The groups a message goes to; counts it as unrouted when none matches. */
+  #route(routes: readonly Route[], topic: string | undefined): GroupPaths[] {
+    const groups = routes.filter((r) => r.accepts(topic)).map((r) => r.group);
+    if (groups.length > 0) return groups;
+    this.unrouted++;
+    return this.options.keepUnrouted ? [this.spool.group(UNROUTED_GROUP)] : [];
+  }
+
+  /** A copy of the message for the i-th group, complete (and synced) before it is renamed in. */
+  async #copy(p: Prepared, i: number, copies: string[], sync: boolean): Promise<string> {
+    const copy = `${p.tmp}.${i}`;
+    await writeNewFile(copy, p.file, sync, this.spool.modes);
+    copies.push(copy);
+    return copy;
   }
 
   #prepare(data: unknown, options: PushOptions): Prepared {
     if (typeof options !== 'object' || options === null) throw invalid('push options', 'an object', options);
     for (const key of Object.keys(options)) {
-      if (!['priority', 'delayMs', 'headers'].includes(key)) {
-        throw invalid(key, 'one of the push options priority, delayMs, headers', (options as Record<string, unknown>)[key]);
+      if (!PUSH_OPTIONS.includes(key)) {
+        throw invalid(key, `one of the push options ${PUSH_OPTIONS.join(', ')}`, (options as Record<string, unknown>)[key]);
       }
     }
     const priority = checkInteger('priority', options.priority ?? DEFAULT_PRIORITY, 0, MAX_PRIORITY);
     const delayMs = checkInteger('delayMs', options.delayMs ?? 0, 0, 10 * 365 * 24 * 3600 * 1000);
     const headers = checkHeaders(options.headers);
+    const topic = options.topic === undefined ? undefined : checkTopic(options.topic);
     const payload = encodePayload(this.options.codec, data);
     if (payload.length > this.options.maxMessageBytes) {
       throw new MessageTooLargeError(
@@ -145,7 +201,11 @@ export class Publisher {
     const id = this.ids.next();
     const enqueuedAt = this.ids.now();
     const visibleAt = enqueuedAt + delayMs;
-    const file = encodeFile(this.options.codec, { id, enqueuedAt, ...(headers ? { headers } : {}) }, payload);
+    const file = encodeFile(
+      this.options.codec,
+      { id, enqueuedAt, ...(headers ? { headers } : {}), ...(topic !== undefined ? { topic } : {}) },
+      payload,
+    );
     const attributesLength = file.readUInt32LE(8);
     if (attributesLength > MAX_ATTRIBUTE_BYTES) {
       throw invalid(
@@ -160,6 +220,7 @@ export class Publisher {
       tmp: join(this.spool.tmp, id),
       bucket: formatBucket(priority, visibleAt, this.spool.bucketMs),
       name: formatReady({ priority, visibleAt, id, attempt: 1 }),
+      topic,
     };
   }
 
@@ -168,7 +229,7 @@ export class Publisher {
    * to 'new-bucket' when the bucket had to be created, or to 'gone' if the group vanished
    * meanwhile (deleted): a publish goes to the groups that exist.
    */
-  async #place(tmp: string, target: string, dir: string, readyDir: string, move: boolean): Promise<'placed' | 'new-bucket' | 'gone'> {
+  async #place(tmp: string, target: string, dir: string, readyDir: string, move: boolean): Promise<Placed> {
     let created = false;
     for (let attempt = 0; ; attempt++) {
       try {

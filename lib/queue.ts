@@ -2,23 +2,43 @@
  * openQueue() and the Queue handle: composes the spool layout, the publisher, the receiver
  * and the lease protocol for one subscriber group.
  */
-import { readdir, rename, rmdir, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { changePatterns, MATCH_ALL, readPatterns, setPatterns } from './bindings.js';
 import { type ConsumeOptions, Consumer, type Handler } from './consume.js';
 import { type DeadLetter, listDeadLetters, removeReason } from './dead-letters.js';
 import { DoorbellRinger } from './doorbell.js';
-import { ensureDir } from './durable-fs.js';
-import { ClosedError, ioHint, isErrno, SpoolPathError, SpoolqError, storageError } from './errors.js';
+import { ensureDir, fsyncDir } from './durable-fs.js';
+import {
+  ClosedError,
+  GroupNotFoundError,
+  InvalidOptionError,
+  ioHint,
+  isErrno,
+  SpoolPathError,
+  SpoolqError,
+  storageError,
+} from './errors.js';
 import { GroupCommit } from './group-commit.js';
 import { type GroupPaths, openSpool, type Spool } from './layout.js';
 import { Leases } from './leases.js';
 import type { Message } from './message.js';
 import { formatBucket, formatReady, IdGenerator, parseBucket, parseReady } from './names.js';
-import { invalid, type QueueOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import {
+  checkGroupName,
+  checkPatterns,
+  invalid,
+  type QueueOptions,
+  type ResolvedOptions,
+  resolveOptions,
+  UNROUTED_GROUP,
+} from './options.js';
 import { Publisher, type PushOptions } from './publisher.js';
 import { isOldBucket, listBuckets } from './ready-index.js';
 import { type PopOptions, Receiver } from './receiver.js';
 import { recover } from './recovery.js';
+import { type SubscribeOptions, Subscription } from './subscription.js';
 
 export interface QueueStats {
   /** Due messages waiting to be claimed. */
@@ -31,6 +51,15 @@ export interface QueueStats {
   dead: number;
   /** How long the oldest due message has been waiting, or null when none is. */
   oldestReadyAgeMs: number | null;
+  /** Pushes of this handle, since it was opened, that matched no group (see `keepUnrouted`). */
+  unrouted: number;
+}
+
+/** A subscriber group and the topic patterns it is bound to. */
+export interface GroupInfo {
+  name: string;
+  /** Sorted; ['#'] receives every message, [] none. */
+  topics: string[];
 }
 
 export interface MessagesOptions {
@@ -38,31 +67,33 @@ export interface MessagesOptions {
   signal?: AbortSignal;
 }
 
-/** A queue handle: publishes to every group of the spool and consumes from its own group. */
+/**
+ * A queue handle: publishes to the groups of the spool whose bindings match, and consumes from
+ * its own group (none with `group: null`).
+ */
 export class Queue<T = unknown, In = T> {
   readonly #spool: Spool;
-  readonly #group: GroupPaths;
+  readonly #own: { group: GroupPaths; receiver: Receiver<T> } | null;
   readonly #options: ResolvedOptions;
   readonly #commit: GroupCommit;
   readonly #publisher: Publisher;
-  readonly #receiver: Receiver<T>;
   readonly #ringer: DoorbellRinger;
   readonly #consumers = new Set<Consumer<T>>();
+  readonly #subscriptions = new Set<Subscription>();
   readonly #inFlight = new Set<Promise<unknown>>();
   #closing: Promise<void> | null = null;
 
   /** @internal use openQueue() */
-  constructor(spool: Spool, group: GroupPaths, options: ResolvedOptions, leases: Leases) {
+  constructor(spool: Spool, own: { group: GroupPaths; leases: Leases } | null, options: ResolvedOptions) {
     this.#spool = spool;
-    this.#group = group;
     this.#options = options;
+    this.#own = own && { group: own.group, receiver: new Receiver<T>(own.group, options, own.leases, spool) };
     this.#ringer = new DoorbellRinger(spool.modes);
     this.#commit = new GroupCommit(options.durability === 'fsync', async (doorbell) => {
-      if (doorbell === group.doorbell) this.#receiver.wake(); // this process first, without a syscall
+      if (doorbell === this.#own?.group.doorbell) this.#own.receiver.wake(); // this process first, without a syscall
       await this.#ringer.ring(doorbell);
     });
     this.#publisher = new Publisher(spool, options, this.#commit, new IdGenerator());
-    this.#receiver = new Receiver<T>(group, options, leases, spool);
   }
 
   /** The spool directory (absolute). */
@@ -70,9 +101,9 @@ export class Queue<T = unknown, In = T> {
     return this.#spool.root;
   }
 
-  /** The subscriber group this handle consumes from. */
-  get group(): string {
-    return this.#group.name;
+  /** The subscriber group this handle consumes from; null for a publish-only handle. */
+  get group(): string | null {
+    return this.#own?.group.name ?? null;
   }
 
   /** The resolved options, defaults included. */
@@ -80,7 +111,7 @@ export class Queue<T = unknown, In = T> {
     return this.#options;
   }
 
-  /** Publishes one message to every group; resolves to its id once it is committed. */
+  /** Publishes one message to every group it matches; resolves to its id once it is committed. */
   async push(data: In, options?: PushOptions): Promise<string> {
     this.#ensureOpen('push');
     const [id] = await this.#track(this.#publisher.publish([{ data, options }]));
@@ -97,13 +128,14 @@ export class Queue<T = unknown, In = T> {
   /** Claims the next message, waiting as `options` allow; null when none arrived in time. */
   async pop(options?: PopOptions): Promise<Message<T> | null> {
     this.#ensureOpen('pop');
-    return this.#receiver.pop(options);
+    return this.#ownGroup('pop').receiver.pop(options);
   }
 
   /** Runs `handler` for each message: resolve → ack, throw → nack with backoff. */
   consume(handler: Handler<T>, options: ConsumeOptions = {}): Consumer<T> {
     this.#ensureOpen('consume');
-    const consumer = new Consumer<T>((o) => this.#receiver.pop(o), handler, this.#options.leaseMs, options);
+    const { receiver } = this.#ownGroup('consume');
+    const consumer = new Consumer<T>((o) => receiver.pop(o), handler, this.#options.leaseMs, options);
     this.#consumers.add(consumer);
     void consumer.closed.then(() => this.#consumers.delete(consumer));
     return consumer;
@@ -112,11 +144,12 @@ export class Queue<T = unknown, In = T> {
   /** Iterates messages as they arrive until `signal` aborts or the queue closes. Ack each one. */
   async *messages(options: MessagesOptions = {}): AsyncGenerator<Message<T>, void, undefined> {
     this.#ensureOpen('iterate');
+    const { receiver } = this.#ownGroup('iterate');
     const { signal } = options;
     for (;;) {
       let message: Message<T> | null;
       try {
-        message = await this.#receiver.pop(signal ? { signal } : {});
+        message = await receiver.pop(signal ? { signal } : {});
       } catch (error) {
         if (signal?.aborted) return;
         throw error;
@@ -126,35 +159,129 @@ export class Queue<T = unknown, In = T> {
     }
   }
 
-  /** Counts of this handle's group. Lists the group's directories: O(backlog). */
-  stats(): Promise<QueueStats> {
-    return withStorageErrors('read the stats', () => this.#stats(Date.now()));
+  /**
+   * Counts of a group: this handle's, or `group`. A publish-only handle without `group` sums
+   * every group. Lists the group's directories: O(backlog).
+   */
+  stats(group?: string): Promise<QueueStats> {
+    return withStorageErrors('read the stats', async () => {
+      const now = Date.now();
+      let groups: GroupPaths[];
+      if (group !== undefined) groups = [await this.#existingGroup(group)];
+      else if (this.#own) groups = [this.#own.group];
+      else groups = (await this.#spool.groupNames()).map((name) => this.#spool.group(name));
+      const stats: QueueStats = { ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null, unrouted: this.#publisher.unrouted };
+      for (const paths of groups) {
+        const counts = await groupStats(paths, now);
+        stats.ready += counts.ready;
+        stats.leased += counts.leased;
+        stats.delayed += counts.delayed;
+        stats.dead += counts.dead;
+        if (counts.oldestReadyAgeMs !== null) stats.oldestReadyAgeMs = Math.max(stats.oldestReadyAgeMs ?? 0, counts.oldestReadyAgeMs);
+      }
+      return stats;
+    });
   }
 
-  async #stats(now: number): Promise<QueueStats> {
-    const stats: QueueStats = { ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null };
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const bucket of await listBuckets(this.#group.ready, null)) {
-      for (const name of await readdir(join(this.#group.ready, bucket)).catch(() => [] as string[])) {
-        const ready = parseReady(name);
-        if (!ready) continue;
-        if (ready.visibleAt <= now) {
-          stats.ready++;
-          oldest = Math.min(oldest, ready.visibleAt);
-        } else {
-          stats.delayed++;
-        }
-      }
+  /** The groups of the spool and their bindings, by name. */
+  groups(): Promise<GroupInfo[]> {
+    return withStorageErrors('list the groups', async () => {
+      const names = (await this.#spool.groupNames()).sort();
+      return Promise.all(names.map(async (name) => ({ name, topics: (await readPatterns(this.#spool.group(name))) ?? [MATCH_ALL] })));
+    });
+  }
+
+  /**
+   * Binds `group` to more topic patterns: pushes called after this resolves, in any process,
+   * are routed by them. Binding a pattern twice is harmless.
+   */
+  bind(group: string, patterns: readonly string[]): Promise<void> {
+    return this.#rebind('bind', group, patterns, (paths, valid) => changePatterns(this.#spool, paths, { add: valid }, this.#sync));
+  }
+
+  /** Removes patterns from `group`'s bindings; a group bound to nothing receives nothing. */
+  unbind(group: string, patterns: readonly string[]): Promise<void> {
+    return this.#rebind('unbind', group, patterns, (paths, valid) => changePatterns(this.#spool, paths, { remove: valid }, this.#sync));
+  }
+
+  async #rebind(
+    action: string,
+    group: string,
+    patterns: readonly string[],
+    change: (paths: GroupPaths, valid: readonly string[]) => Promise<void>,
+  ): Promise<void> {
+    this.#ensureOpen(action);
+    checkGroupName(group);
+    const valid = checkPatterns('patterns', patterns);
+    if (group === UNROUTED_GROUP) {
+      throw new InvalidOptionError(`Cannot ${action} the group '${UNROUTED_GROUP}': it receives only what no other group matched`);
     }
-    stats.leased = (await readdir(this.#group.leased)).filter((n) => !n.startsWith('.')).length;
-    stats.dead = (await readdir(this.#group.dead)).filter((n) => !n.endsWith('.why') && !n.startsWith('.')).length;
-    if (stats.ready > 0) stats.oldestReadyAgeMs = Math.max(0, now - oldest);
-    return stats;
+    await withStorageErrors(`${action} group ${group}`, async () => change(await this.#existingGroup(group), valid));
+  }
+
+  /**
+   * Deletes a group and every message in it; resolves to false if it did not exist. Pushes
+   * linking into it as it goes skip it. Not this handle's own group: close the handle first.
+   */
+  async deleteGroup(group: string): Promise<boolean> {
+    this.#ensureOpen('delete a group');
+    checkGroupName(group);
+    if (group === this.group) {
+      throw new InvalidOptionError(
+        `Cannot delete group ${group}: this handle consumes from it; close it and delete the group from another handle (group: null)`,
+      );
+    }
+    return withStorageErrors(`delete group ${group}`, async () => {
+      // One rename takes it out of groups/ whole: publishers skip it from then on, consumers find
+      // it gone. Its files are then removed from tmp/ (by recovery, if this process dies first).
+      const grave = join(this.#spool.tmp, `deleted-${group}-${randomBytes(6).toString('hex')}`);
+      try {
+        await rename(this.#spool.group(group).root, grave);
+      } catch (error) {
+        if (isErrno(error, 'ENOENT')) return false;
+        throw error;
+      }
+      if (this.#sync) await fsyncDir(this.#spool.groups);
+      await rm(grave, { recursive: true, force: true });
+      return true;
+    });
+  }
+
+  /**
+   * Subscribes `handler` to the messages whose topic matches `patterns`, in the durable group
+   * `options.group` (default: this handle's), created if needed and bound to exactly these
+   * patterns. Runs on consume(): resolve acks, throw retries with backoff. The group keeps what
+   * arrives while no subscriber runs, so a restarted subscriber misses nothing.
+   */
+  async subscribe(patterns: string | readonly string[], handler: Handler<T>, options: SubscribeOptions = {}): Promise<Subscription> {
+    this.#ensureOpen('subscribe');
+    if (typeof options !== 'object' || options === null) throw invalid('subscribe options', 'an object', options);
+    const { group = this.group, ...consumeOptions } = options;
+    if (group === null) {
+      throw new InvalidOptionError("Cannot subscribe: this handle has no group (group: null); pass { group: 'name' } to subscribe");
+    }
+    checkGroupName(group);
+    const topics = checkPatterns('patterns', typeof patterns === 'string' ? [patterns] : patterns);
+    if (typeof handler !== 'function') throw invalid('handler', 'a function', handler);
+    let subscription: Subscription;
+    if (group === this.group) {
+      const own = this.#ownGroup('subscribe').group;
+      await withStorageErrors(`bind group ${group}`, () => setPatterns(this.#spool, own, topics, this.#sync));
+      subscription = new Subscription(group, topics, this.consume(handler, consumeOptions), null);
+    } else {
+      // Another group: a handle of its own, with this handle's settings, closed with the subscription.
+      const queue = await openQueue<T>(this.dir, { ...this.#options, group, topics, keepUnrouted: false });
+      subscription = new Subscription(group, topics, queue.consume(handler, consumeOptions), queue);
+    }
+    this.#subscriptions.add(subscription);
+    void subscription.closed.then(() => this.#subscriptions.delete(subscription));
+    return subscription;
   }
 
   /** The group's dead letters: messages out of attempts, and quarantined files, with reasons. */
   deadLetters(): Promise<DeadLetter[]> {
-    return withStorageErrors('list the dead letters', () => listDeadLetters(this.#group.dead));
+    const { group } = this.#ownGroup('list dead letters');
+    return withStorageErrors('list the dead letters', () => listDeadLetters(group.dead));
   }
 
   /**
@@ -165,19 +292,20 @@ export class Queue<T = unknown, In = T> {
   async requeueDead(ids?: readonly string[]): Promise<string[]> {
     this.#ensureOpen('requeue');
     if (ids !== undefined && !Array.isArray(ids)) throw invalid('ids', 'an array of message ids', ids);
-    return withStorageErrors('requeue dead letters', () => this.#requeueDead(ids ? new Set(ids) : null));
+    const { group } = this.#ownGroup('requeue');
+    return withStorageErrors('requeue dead letters', () => this.#requeueDead(group, ids ? new Set(ids) : null));
   }
 
-  async #requeueDead(wanted: Set<string> | null): Promise<string[]> {
+  async #requeueDead(group: GroupPaths, wanted: Set<string> | null): Promise<string[]> {
     const requeued: string[] = [];
-    for (const letter of await listDeadLetters(this.#group.dead)) {
+    for (const letter of await listDeadLetters(group.dead)) {
       const ready = parseReady(letter.file);
       if (!ready || letter.code === 'corrupt' || letter.code === 'too-large') continue;
       if (wanted && !wanted.has(ready.id)) continue;
       const now = Date.now(); // per letter: a long listing must not make the target bucket old
-      const bucket = join(this.#group.ready, formatBucket(ready.priority, now, this.#spool.bucketMs));
-      await ensureDir(bucket, this.#group.ready, this.#options.durability === 'fsync', this.#spool.modes);
-      const from = join(this.#group.dead, letter.file);
+      const bucket = join(group.ready, formatBucket(ready.priority, now, this.#spool.bucketMs));
+      await ensureDir(bucket, group.ready, this.#sync, this.#spool.modes);
+      const from = join(group.dead, letter.file);
       try {
         await rename(from, join(bucket, formatReady({ ...ready, visibleAt: now, attempt: 1 })));
       } catch (error) {
@@ -187,20 +315,21 @@ export class Queue<T = unknown, In = T> {
       await removeReason(from);
       requeued.push(ready.id);
     }
-    if (requeued.length > 0) await this.#commit.commit({ dirs: [], doorbells: [this.#group.doorbell] });
+    if (requeued.length > 0) await this.#commit.commit({ dirs: [], doorbells: [group.doorbell] });
     return requeued;
   }
 
   /** Removes every waiting message (ready and delayed) of this group. Resolves to the count. */
   purge(): Promise<number> {
     this.#ensureOpen('purge');
-    return withStorageErrors('purge', () => this.#purge());
+    const { group } = this.#ownGroup('purge');
+    return withStorageErrors('purge', () => this.#purge(group));
   }
 
-  async #purge(): Promise<number> {
+  async #purge(group: GroupPaths): Promise<number> {
     let removed = 0;
-    for (const bucket of await listBuckets(this.#group.ready, null)) {
-      const dir = join(this.#group.ready, bucket);
+    for (const bucket of await listBuckets(group.ready, null)) {
+      const dir = join(group.ready, bucket);
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         try {
           await unlink(join(dir, name));
@@ -222,15 +351,35 @@ export class Queue<T = unknown, In = T> {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await Promise.all([...this.#subscriptions].map((s) => s.close()));
       await Promise.all([...this.#consumers].map((c) => c.close()));
       await Promise.allSettled([...this.#inFlight]);
-      await this.#receiver.close();
+      await this.#own?.receiver.close();
     })();
     return this.#closing;
   }
 
   #ensureOpen(action: string): void {
     if (this.#closing) throw new ClosedError(`Cannot ${action}: the queue is closed; open it again`);
+  }
+
+  get #sync(): boolean {
+    return this.#options.durability === 'fsync';
+  }
+
+  #ownGroup(action: string): { group: GroupPaths; receiver: Receiver<T> } {
+    if (this.#own) return this.#own;
+    throw new InvalidOptionError(`Cannot ${action}: this handle was opened with group: null (publish only); open it with a group`);
+  }
+
+  async #existingGroup(name: string): Promise<GroupPaths> {
+    checkGroupName(name);
+    if (!(await this.#spool.hasGroup(name))) {
+      throw new GroupNotFoundError(
+        `There is no group ${name} in the spool at ${this.dir}; open it with openQueue(dir, { group: '${name}' }) first`,
+      );
+    }
+    return this.#spool.group(name);
   }
 
   #track<R>(promise: Promise<R>): Promise<R> {
@@ -251,12 +400,9 @@ export async function openQueue(dir: string, options: QueueOptions = {}): Promis
   const resolved = resolveOptions(options);
   const sync = resolved.durability === 'fsync';
   const spool = await openSpool(dir, sync, { share: resolved.share, strictModes: resolved.strictModes });
-  let group: GroupPaths;
-  try {
-    group = await spool.ensureGroup(resolved.group, sync);
-  } catch (error) {
-    throw openError(spool.root, resolved.group, error);
-  }
+  if (resolved.keepUnrouted) await openGroup(spool, UNROUTED_GROUP, undefined, sync);
+  if (resolved.group === null) return new Queue(spool, null, resolved);
+  const group = await openGroup(spool, resolved.group, resolved.topics, sync);
   const leases = new Leases(group, {
     leaseMs: resolved.leaseMs,
     maxAttempts: resolved.maxAttempts,
@@ -270,7 +416,22 @@ export async function openQueue(dir: string, options: QueueOptions = {}): Promis
   } catch (error) {
     throw openError(spool.root, resolved.group, error);
   }
-  return new Queue(spool, group, resolved, leases);
+  return new Queue(spool, { group, leases }, resolved);
+}
+
+/**
+ * Creates the group if needed, bound to `topics` (a new group without them: every message, but
+ * 'unrouted' none), or makes an existing group's bindings exactly `topics` when given.
+ */
+async function openGroup(spool: Spool, name: string, topics: readonly string[] | undefined, sync: boolean): Promise<GroupPaths> {
+  try {
+    const initial = topics ?? (name === UNROUTED_GROUP ? [] : [MATCH_ALL]);
+    const created = await spool.ensureGroup(name, sync, initial);
+    if (!created && topics !== undefined) await setPatterns(spool, spool.group(name), topics, sync);
+    return spool.group(name);
+  } catch (error) {
+    throw openError(spool.root, name, error);
+  }
 }
 
 function openError(root: string, group: string, error: unknown): unknown {
@@ -279,6 +440,28 @@ function openError(root: string, group: string, error: unknown): unknown {
   return new SpoolPathError(`Cannot open group ${group} of the spool at ${root}: ${code} (${(error as Error).message}); ${ioHint(code)}`, {
     cause: error,
   });
+}
+
+/** Counts of one group at `now`. */
+async function groupStats(group: GroupPaths, now: number): Promise<Omit<QueueStats, 'unrouted'>> {
+  const stats = { ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null as number | null };
+  let oldest = Number.POSITIVE_INFINITY;
+  for (const bucket of await listBuckets(group.ready, null)) {
+    for (const name of await readdir(join(group.ready, bucket)).catch(() => [] as string[])) {
+      const ready = parseReady(name);
+      if (!ready) continue;
+      if (ready.visibleAt <= now) {
+        stats.ready++;
+        oldest = Math.min(oldest, ready.visibleAt);
+      } else {
+        stats.delayed++;
+      }
+    }
+  }
+  stats.leased = (await readdir(group.leased)).filter((n) => !n.startsWith('.')).length;
+  stats.dead = (await readdir(group.dead)).filter((n) => !n.endsWith('.why') && !n.startsWith('.')).length;
+  if (stats.ready > 0) stats.oldestReadyAgeMs = Math.max(0, now - oldest);
+  return stats;
 }
 
 async function withStorageErrors<R>(action: string, fn: () => Promise<R>): Promise<R> {

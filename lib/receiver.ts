@@ -13,7 +13,7 @@
 import { join } from 'node:path';
 import { moveToDead } from './dead-letters.js';
 import { DoorbellWatcher, sweepDoorbell } from './doorbell.js';
-import { ClosedError, storageError } from './errors.js';
+import { ClosedError, GroupNotFoundError, isErrno, storageError } from './errors.js';
 import type { GroupPaths, Spool } from './layout.js';
 import type { Leases } from './leases.js';
 import { Message } from './message.js';
@@ -88,6 +88,9 @@ export class Receiver<T> {
       try {
         message = await this.#claimNext();
       } catch (error) {
+        if (isErrno(error, 'ENOENT') && !(await this.spool.hasGroup(this.group.name))) {
+          throw new GroupNotFoundError(`The group ${this.group.name} was deleted; open it again to recreate it`);
+        }
         throw storageError(error, 'pop a message');
       }
       if (message) return message;

@@ -304,7 +304,7 @@ describe('chaos: producers and consumers killed with SIGKILL at random', () => {
     expect(unexpected, 'processes that died other than by the spec’s SIGKILL').toEqual([]);
 
     // The spool: nothing left, nothing dead, nothing corrupt (in every group there is).
-    expect(await q.stats()).toEqual({ ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null });
+    expect(await q.stats()).toEqual({ ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null, unrouted: 0 });
     for (const name of await readdir(join(spool, 'groups'))) {
       const g = join(spool, 'groups', name);
       const left = await sweep(g);

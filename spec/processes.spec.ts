@@ -136,7 +136,7 @@ describe('competing consumers', () => {
     const shares = consumers.map((c) => deliveries(c).length);
     for (const share of shares) expect(share).toBeGreaterThan(0);
 
-    expect(await q.stats()).toEqual({ ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null });
+    expect(await q.stats()).toEqual({ ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null, unrouted: 0 });
     expect(await leftovers(spool)).toEqual([]);
     console.log(`competing consumers: 6,000 delivered in ${elapsed} ms; pushes took ${pushMs.join('/')} ms; shares ${shares.join('/')}`);
   });
@@ -186,7 +186,7 @@ describe('leases across processes', () => {
     b.proc.kill('SIGUSR2');
     expect(await event(b, 'ack')).toMatchObject({ ok: true });
     expect(await within(b.exited, 5_000, 'B exit')).toBe(0);
-    expect(await q.stats()).toEqual({ ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null });
+    expect(await q.stats()).toEqual({ ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null, unrouted: 0 });
   });
 
   it('ack, extend and nack after the lease was lost reject with ELEASE_LOST and leave the redelivered copy alone', async () => {
@@ -222,7 +222,7 @@ describe('leases across processes', () => {
     b.proc.kill('SIGUSR2');
     expect(await event(b, 'ack')).toMatchObject({ ok: true });
     expect(await within(b.exited, 5_000, 'B exit')).toBe(0);
-    expect(await q.stats()).toEqual({ ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null });
+    expect(await q.stats()).toEqual({ ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null, unrouted: 0 });
   });
 });
 
