@@ -5,9 +5,10 @@
  * or unlink each, so processes binding the same group at once never lose each other's change,
  * and no lock is needed. Entries are made in tmp/ and renamed in, then topics/ is fsynced.
  *
- * An entry's name is '=' + encodeURIComponent(pattern), readable in `ls` and decoded without
- * a read; a pattern whose encoding is too long for a file name is stored as 'sha256-<hex>'
- * with the pattern as the file's content (content-addressed, so it is read once per process).
+ * An entry's name is '=' + the pattern percent-encoded (encodeURIComponent, and '*' too, which
+ * FAT and NTFS refuse in names), readable in `ls` and decoded without a read; a pattern whose
+ * encoding is too long for a file name is stored as 'sha256-<hex>' with the pattern as the
+ * file's content (content-addressed, so it is read once per process).
  *
  * A new group's topics/ is built with the group, in its staging directory, so a publisher
  * that sees a group sees its bindings. A group without topics/ (made before bindings existed)
@@ -30,7 +31,7 @@ const MAX_ENCODED_NAME = 240;
 
 /** The file name of a pattern's entry. */
 export function entryName(pattern: string): string {
-  const encoded = ENCODED + encodeURIComponent(pattern);
+  const encoded = ENCODED + encodeURIComponent(pattern).replaceAll('*', '%2A');
   if (encoded.length <= MAX_ENCODED_NAME) return encoded;
   return HASHED + createHash('sha256').update(pattern).digest('hex');
 }

@@ -97,6 +97,7 @@ export class DoorbellWatcher {
     this.#watcher = watcher;
     watcher.on('add', onRing);
     watcher.on('change', onRing);
+    watcher.on('unlinkDir', onRing); // the group was deleted: look, and find out at once
     // A watch error (e.g. ENOSPC: no inotify watches left) only costs latency: the
     // reconciliation scan still finds every message.
     watcher.on('error', () => {});

@@ -279,7 +279,7 @@ export class Queue<T = unknown, In = T> {
   }
 
   /** The group's dead letters: messages out of attempts, and quarantined files, with reasons. */
-  deadLetters(): Promise<DeadLetter[]> {
+  async deadLetters(): Promise<DeadLetter[]> {
     const { group } = this.#ownGroup('list dead letters');
     return withStorageErrors('list the dead letters', () => listDeadLetters(group.dead));
   }
@@ -320,7 +320,7 @@ export class Queue<T = unknown, In = T> {
   }
 
   /** Removes every waiting message (ready and delayed) of this group. Resolves to the count. */
-  purge(): Promise<number> {
+  async purge(): Promise<number> {
     this.#ensureOpen('purge');
     const { group } = this.#ownGroup('purge');
     return withStorageErrors('purge', () => this.#purge(group));

@@ -1,9 +1,9 @@
 /**
- * AMQP-style topics (issue 4): a topic is words separated by '.'; a pattern is words where '*'
+ * AMQP-style topics: a topic is words separated by '.'; a pattern is words where '*'
  * matches exactly one word and '#' matches zero or more. Words may be empty ('a..b' has three
  * words, the middle one empty; '' is one empty word), as in AMQP routing keys.
  *
- * Not wired into push and groups yet: this is the matcher and the validation they will use.
+ * Used by push (a message's topic), by group bindings (patterns) and by routing.
  */
 import { InvalidNameError } from './errors.js';
 
