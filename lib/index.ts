@@ -21,6 +21,7 @@ export {
   SpoolUnsafeError,
   StorageError,
 } from './errors.js';
+export { type LockHandle, type LockOptions, lock, withLock } from './lock.js';
 export { Message, type NackOptions } from './message.js';
 export type { BackoffOptions, CodecName, Durability, QueueOptions, ResolvedOptions, Share } from './options.js';
 export type { PushOptions } from './publisher.js';
