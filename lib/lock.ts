@@ -12,7 +12,7 @@
  * LockCompromisedError) and from release(), which then rejects with ELOCK_COMPROMISED; the
  * token lets whatever the lock protects refuse a stale holder's late writes.
  *
- * Why not proper-lockfile (a dependency, used by nothing here): its stale takeover is "stat the
+ * Why not proper-lockfile (design.md names it; dropped for this): its stale takeover is "stat the
  * lock directory, see an old mtime, rmdir it, mkdir it", which is not atomic. A contender paused
  * between its check and its rmdir removes the fresh lock another contender made meanwhile, and
  * both hold the lock (its issue #121, open). Reproduced on this project's machines: two processes

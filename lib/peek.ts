@@ -1,0 +1,163 @@
+/**
+ * peek(): reads the next messages of a group in delivery order without claiming them. Nothing
+ * is renamed, so a running consumer is not disturbed, and what peek returns may be claimed by a
+ * consumer a moment later: it is a snapshot, not a reservation.
+ *
+ * Order: ready names sort in delivery order (priority, visible-at time, producer, sequence) and
+ * bucket directories sort by (priority, time), so reading buckets in order and names in order
+ * within each gives the delivery order; only one bucket listing is in memory at a time.
+ */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { decodePayload } from './codec.js';
+import { openNoFollow } from './durable-fs.js';
+import { GroupNotFoundError, isErrno, storageError } from './errors.js';
+import { openExistingSpool } from './existing-spool.js';
+import { CorruptFileError, decodeFile, HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from './message-file.js';
+import { parseReady } from './names.js';
+import { type CodecName, checkGroupName, checkInteger, DEFAULTS, invalid } from './options.js';
+import { listBuckets } from './ready-index.js';
+
+export interface PeekOptions {
+  /** The group to read. @default 'default' */
+  group?: string;
+  /** How many messages at most. @default 10 */
+  limit?: number;
+  /** Also list messages that are not due yet (delayed, or nacked with a backoff). @default false */
+  includeDelayed?: boolean;
+  /** Files larger than this payload are skipped (a consumer would quarantine them). @default 16 MiB */
+  maxMessageBytes?: number;
+  /**
+   * Called for each file that is not a valid message (bad length or CRC, not a regular file…):
+   * it is skipped, and left where it is (a consumer quarantines it; so does `fsck --repair`).
+   */
+  onSkip?: (file: string, reason: string) => void;
+}
+
+/** A message read without claiming it. */
+export interface PeekedMessage {
+  id: string;
+  /** The payload decoded by the codec it was written with: a Buffer for raw. */
+  data: unknown;
+  body: Buffer;
+  codec: CodecName;
+  /** Deliveries so far + 1: the attempt the next delivery will be. */
+  attempts: number;
+  priority: number;
+  enqueuedAt: number;
+  /** When it is (or was) due, ms since the epoch. */
+  visibleAt: number;
+  headers: Readonly<Record<string, string>>;
+  topic: string | undefined;
+  /** The file's path. */
+  file: string;
+}
+
+const PEEK_OPTIONS = ['group', 'limit', 'includeDelayed', 'maxMessageBytes', 'onSkip'];
+
+/** The next `limit` messages of a group of the existing spool at `dir`, in delivery order, unclaimed. */
+export async function peek(dir: string, options: PeekOptions = {}): Promise<PeekedMessage[]> {
+  if (typeof options !== 'object' || options === null) throw invalid('peek options', 'an object', options);
+  for (const key of Object.keys(options)) {
+    if (!PEEK_OPTIONS.includes(key)) throw invalid(key, `one of the peek options ${PEEK_OPTIONS.join(', ')}`, '…');
+  }
+  const group = checkGroupName(options.group ?? 'default');
+  const limit = checkInteger('limit', options.limit ?? 10, 0, 1_000_000);
+  const maxMessageBytes = checkInteger('maxMessageBytes', options.maxMessageBytes ?? DEFAULTS.maxMessageBytes, 1, 2 ** 31 - 1);
+  const { includeDelayed = false, onSkip } = options;
+  if (onSkip !== undefined && typeof onSkip !== 'function') throw invalid('onSkip', 'a function', onSkip);
+  const spool = await openExistingSpool(dir);
+  if (!(await spool.hasGroup(group))) {
+    throw new GroupNotFoundError(`There is no group ${group} in the spool at ${spool.root}`);
+  }
+  const paths = spool.group(group);
+  const now = Date.now();
+  const found: PeekedMessage[] = [];
+  try {
+    for (const bucket of await listBuckets(paths.ready, null)) {
+      if (found.length >= limit) break;
+      let names: string[];
+      try {
+        names = (await readdir(join(paths.ready, bucket))).sort();
+      } catch (error) {
+        if (isErrno(error, 'ENOENT', 'ENOTDIR')) continue; // removed as drained meanwhile
+        throw error;
+      }
+      for (const name of names) {
+        if (found.length >= limit) break;
+        const ready = parseReady(name);
+        if (!ready || (!includeDelayed && ready.visibleAt > now)) continue;
+        const file = join(paths.ready, bucket, name);
+        let read: Awaited<ReturnType<typeof readMessageFile>>;
+        try {
+          read = await readMessageFile(file, maxMessageBytes);
+        } catch (error) {
+          if (isErrno(error, 'ENOENT')) continue; // claimed meanwhile
+          if (!(error instanceof CorruptFileError)) throw error;
+          onSkip?.(file, error.message);
+          continue;
+        }
+        found.push({
+          id: ready.id,
+          data: read.data,
+          body: read.payload,
+          codec: read.codec,
+          attempts: ready.attempt,
+          priority: ready.priority,
+          enqueuedAt: read.attributes.enqueuedAt,
+          visibleAt: ready.visibleAt,
+          headers: Object.freeze({ ...(read.attributes.headers ?? {}) }),
+          topic: typeof read.attributes.topic === 'string' ? read.attributes.topic : undefined,
+          file,
+        });
+      }
+    }
+  } catch (error) {
+    throw storageError(error, `peek at group ${group}`);
+  }
+  return found;
+}
+
+/** A file over what maxMessageBytes allows: a consumer quarantines it unread ('too-large'). */
+export class TooLargeFileError extends CorruptFileError {
+  override name = 'TooLargeFileError';
+}
+
+/**
+ * Reads and verifies one message file without following a symlink: CorruptFileError when it is
+ * not a valid message (as a consumer would judge it), a system error when it cannot be read.
+ */
+export async function readMessageFile(path: string, maxMessageBytes: number) {
+  let handle: Awaited<ReturnType<typeof openNoFollow>>;
+  try {
+    handle = await openNoFollow(path);
+  } catch (error) {
+    if (isErrno(error, 'ELOOP')) throw new CorruptFileError('a symbolic link, not a message file (never followed)');
+    if (isErrno(error, 'ENXIO', 'ENODEV')) throw new CorruptFileError('not a regular file (a socket or a device)');
+    throw error;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new CorruptFileError('not a regular file');
+    if (info.size > maxMessageBytes + HEADER_BYTES + MAX_ATTRIBUTE_BYTES) {
+      throw new TooLargeFileError(`${info.size} bytes, over what maxMessageBytes (${maxMessageBytes}) allows; not read`);
+    }
+    const buffer = Buffer.allocUnsafe(info.size);
+    let offset = 0;
+    while (offset < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, offset, buffer.length - offset, offset);
+      if (bytesRead === 0) throw new CorruptFileError(`truncated while reading at byte ${offset}`);
+      offset += bytesRead;
+    }
+    const decoded = decodeFile(buffer);
+    let data: unknown;
+    try {
+      data = decodePayload(decoded.codec, decoded.payload);
+    } catch {
+      throw new CorruptFileError('the payload is not valid JSON although its CRC matches');
+    }
+    return { ...decoded, data, dev: info.dev, ino: info.ino, size: info.size };
+  } finally {
+    await handle.close();
+  }
+}
