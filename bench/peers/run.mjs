@@ -1,0 +1,470 @@
+/**
+ * `npm run bench:peers`: spoolq next to plainjob (SQLite via better-sqlite3 12, WAL) and
+ * qlobber-fsq (a file-system queue), and next to the raw file-system floor, in the same run, in
+ * the same directory tree under os.tmpdir(), interleaved round by round (see bench/README.md,
+ * "How noise is handled"). Prints markdown tables and saves them with every round's numbers in
+ * bench/peers/results/ (git-ignored). See bench/peers/README.md.
+ *
+ *   node bench/peers/run.mjs [--quick] [--rounds 5] [--n-durable 1000] [--n-fast 3000]
+ *                            [--n-big 200] [--n-drain 1500] [--only push,big,drain]
+ * --quick: 1 round of small counts, to check that everything runs (the numbers mean little).
+ */
+import { execFileSync, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { fmt, nowMs, PAYLOAD, percentile, rate, sleep, Workspace } from '../common.mjs';
+import { nextMessage } from '../drain.mjs';
+import { claimFloor, floorDirs, writeFloor, writeOne } from '../floor.mjs';
+import {
+  CLASSES,
+  openPlainjob,
+  openQlobber,
+  openSpoolq,
+  PUBLISH_ONLY,
+  producers,
+  qlobberPublish,
+  qlobberStop,
+  SYSTEMS,
+  TOPIC,
+} from './systems.mjs';
+
+const CHILD = fileURLToPath(new URL('./drain-child.mjs', import.meta.url));
+const BIG = Buffer.alloc(64 * 1024, 0x62);
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    'n-durable': { type: 'string' },
+    'n-fast': { type: 'string' },
+    'n-big': { type: 'string' },
+    'n-drain': { type: 'string' },
+    only: { type: 'string', default: 'push,big,drain' },
+  },
+});
+const q = args.quick;
+const config = {
+  rounds: Number(args.rounds ?? (q ? 1 : 5)),
+  push: { durable: Number(args['n-durable'] ?? (q ? 60 : 1000)), fast: Number(args['n-fast'] ?? (q ? 200 : 3000)) },
+  big: Number(args['n-big'] ?? (q ? 10 : 200)),
+  drain: Number(args['n-drain'] ?? (q ? 100 : 1500)),
+  only: new Set(args.only.split(',')),
+};
+
+const ws = new Workspace();
+const out = [];
+const print = (line = '') => {
+  out.push(line);
+  console.log(line);
+};
+const results = { config: { ...config, only: [...config.only] }, machine: machine(), push: [], drain: [] };
+
+/** Runs fn on a fresh directory of the workspace, and removes it after (not timed). */
+async function withDir(label, fn) {
+  const dir = await ws.dir(label);
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Splits `total` into `rounds` near-equal parts; round r gets part r. */
+const share = (total, r) => Math.floor(total / config.rounds) + (r < total % config.rounds ? 1 : 0);
+
+/**
+ * Runs each of `runs` (name → (round) => rate) once per round, rotating the order every round,
+ * after flushing the file system; sums them per name and keeps each round.
+ */
+async function interleaved(runs) {
+  const names = Object.keys(runs);
+  const per = Object.fromEntries(names.map((n) => [n, []]));
+  for (let r = 0; r < config.rounds; r++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(r + k) % names.length];
+      await ws.settle();
+      per[name].push(await runs[name](r));
+    }
+  }
+  return Object.fromEntries(
+    names.map((n) => {
+      const count = per[n].reduce((s, x) => s + x.count, 0);
+      const ms = per[n].reduce((s, x) => s + x.ms, 0);
+      return [n, { ...rate(count, ms), rounds: per[n] }];
+    }),
+  );
+}
+
+/**
+ * a's throughput ÷ b's throughput (= b's time ÷ a's time), per round (they ran back to back),
+ * as the median round and the range. > 1: a is faster.
+ */
+function speedup(a, b) {
+  const list = a.rounds.map((x, i) => x.perSec / b.rounds[i].perSec).sort((x, y) => x - y);
+  return { median: percentile(list, 50), min: list[0], max: list.at(-1) };
+}
+/** a's time per message ÷ b's, per round: the floor ratio of bench/README.md (< 1: a is faster). */
+function timeRatio(a, b) {
+  const list = a.rounds.map((x, i) => x.usPerMsg / b.rounds[i].usPerMsg).sort((x, y) => x - y);
+  return { median: percentile(list, 50), min: list[0], max: list.at(-1) };
+}
+const cell = (r) => `${fmt.ratio(r.median)}${r.max > r.min ? ` (${fmt.ratio(r.min)}–${fmt.ratio(r.max)})` : ''}`;
+
+// ---------------------------------------------------------------------------------------------
+// Push
+
+const PUSH_KINDS = {
+  seq: { label: 'push, sequential', run: sequential },
+  conc16: { label: 'push, 16 in flight', run: (p, count, payload) => concurrent(p, count, payload, 16) },
+  many100: { label: 'pushMany(100)', run: (p, count, payload) => batched(p, count, payload, 100) },
+};
+
+async function sequential(p, count, payload) {
+  for (let i = 0; i < count; i++) await p.push(payload);
+}
+
+async function concurrent(p, count, payload, inFlight) {
+  let next = 0;
+  const worker = async () => {
+    while (next++ < count) await p.push(payload);
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+}
+
+async function batched(p, count, payload, size) {
+  const batch = Array.from({ length: size }, () => payload);
+  for (let done = 0; done < count; done += size) await p.pushMany(batch.slice(0, Math.min(size, count - done)));
+}
+
+/** Pushes `count` messages with one fresh producer of `system`; open and close are not timed. */
+function pushRun(system, cls, kind, count, payload) {
+  return withDir(`${system}-${kind}-${cls}`, async (dir) => {
+    const p = await producers[system](dir, cls);
+    try {
+      const start = nowMs();
+      await PUSH_KINDS[kind].run(p, count, payload);
+      return rate(count, nowMs() - start);
+    } finally {
+      await p.close();
+    }
+  });
+}
+
+/** The sequential raw write of `payload` (floor.mjs's writeOne), `count` times. */
+function floorRun(cls, count, payload) {
+  const sync = cls === 'durable';
+  return withDir(`floor-${cls}`, async (dir) => {
+    if (payload === PAYLOAD) return writeFloor(dir, { count, sync });
+    const dirs = await floorDirs(dir);
+    try {
+      const start = nowMs();
+      for (let i = 0; i < count; i++) await writeOne(dirs, `m${i}`, sync, payload);
+      return rate(count, nowMs() - start);
+    } finally {
+      await dirs.close();
+    }
+  });
+}
+
+const pushHeader = () => {
+  print(
+    '| workload | class | messages | floor msgs/s | spoolq msgs/s | plainjob msgs/s | qlobber-fsq msgs/s | ' +
+      'spoolq time ÷ floor | spoolq ÷ plainjob | spoolq ÷ qlobber-fsq |',
+  );
+  print('|---|---|---:|---:|---:|---:|---:|---|---|---|');
+};
+
+async function pushRow(cls, kind, total, payload, label) {
+  const runs = { floor: (r) => floorRun(cls, share(total, r), payload) };
+  for (const system of SYSTEMS) runs[system] = (r) => pushRun(system, cls, kind, share(total, r), payload);
+  const t = await interleaved(runs);
+  const row = {
+    kind,
+    label,
+    cls,
+    bytes: payload.length,
+    ...t,
+    vsFloor: timeRatio(t.spoolq, t.floor),
+    vsPlainjob: speedup(t.spoolq, t.plainjob),
+    vsQlobber: speedup(t.spoolq, t['qlobber-fsq']),
+  };
+  results.push.push(row);
+  print(
+    `| ${label} | ${cls} | ${t.spoolq.count} | ${fmt.rate(t.floor.perSec)} | ${fmt.rate(t.spoolq.perSec)} | ` +
+      `${fmt.rate(t.plainjob.perSec)} | ${fmt.rate(t['qlobber-fsq'].perSec)} | ${cell(row.vsFloor)} | ${cell(row.vsPlainjob)} | ${cell(row.vsQlobber)} |`,
+  );
+}
+
+async function benchPush() {
+  print('### Push throughput (one producer process, 256 B payloads)');
+  print();
+  print('Floor: the sequential raw write of the class (durable: tmp write + fdatasync + rename + dir fsync; fast: no syncs).');
+  print('spoolq time ÷ floor: < 1 is faster than a sequential raw producer. spoolq ÷ peer: throughput ratio, > 1 is spoolq faster.');
+  print('Ratios: median of the rounds (range); msgs/s: totals over all rounds.');
+  print();
+  pushHeader();
+  for (const cls of CLASSES) {
+    for (const [kind, { label }] of Object.entries(PUSH_KINDS)) await pushRow(cls, kind, config.push[cls], PAYLOAD, label);
+  }
+  print();
+}
+
+async function benchBig() {
+  print('### Push throughput, 64 KiB payloads (sequential, one producer process)');
+  print();
+  pushHeader();
+  for (const cls of CLASSES) await pushRow(cls, 'seq', config.big, BIG, 'push, sequential, 64 KiB');
+  print();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drain
+
+/** Fills the queue of `system` in `dir` with `count` messages (not timed), in batches of 100. */
+async function prefill(system, dir, cls, count) {
+  const batches = async (push) => {
+    for (let done = 0; done < count; done += 100) await push(Math.min(100, count - done));
+  };
+  if (system === 'spoolq') {
+    const p = await openSpoolq(dir, cls);
+    return {
+      fill: () => batches((n) => p.pushMany(Array.from({ length: n }, () => PAYLOAD))),
+      close: () => p.close(),
+    };
+  }
+  if (system === 'plainjob') {
+    const { queue } = openPlainjob(dir, cls);
+    const text = PAYLOAD.toString('latin1');
+    return {
+      fill: () =>
+        batches(async (n) =>
+          queue.addMany(
+            TOPIC,
+            Array.from({ length: n }, () => text),
+          ),
+        ),
+      close: async () => queue.close(),
+    };
+  }
+  // qlobber-fsq: the files are the same whatever the flags; only the consumers' flags count.
+  const fsq = await openQlobber(dir, 'fast', PUBLISH_ONLY);
+  return {
+    fill: () => batches((n) => Promise.all(Array.from({ length: n }, () => qlobberPublish(fsq, PAYLOAD)))),
+    close: () => qlobberStop(fsq),
+  };
+}
+
+/**
+ * `consumers` processes of `system`, started and ready, drain `count` prefilled messages. The
+ * time runs from 'go' to the last acknowledgement of any consumer.
+ */
+function drainRun(system, cls, consumers, count) {
+  return withDir(`drain-${system}-${cls}-${consumers}`, (dir) => drainIn(dir, system, cls, consumers, count));
+}
+
+async function drainIn(dir, system, cls, consumers, count) {
+  const producer = await prefill(system, dir, cls, count); // creates the queue before the consumers open it
+  let closing = null;
+  const closeProducer = () => {
+    closing ??= producer.close();
+    return closing;
+  };
+  const children = Array.from({ length: consumers }, () => fork(CHILD, [system, dir, cls], { stdio: 'inherit' }));
+  let ok = false;
+  try {
+    await Promise.all(children.map((c) => nextMessage(c, 'ready')));
+    await producer.fill();
+    await closeProducer();
+    await ws.settle();
+    const reports = children.map((c) => nextMessage(c, 'done'));
+    const start = nowMs();
+    for (const c of children) c.send('go');
+    if (system === 'qlobber-fsq') await pollUntil(children, count);
+    const done = await Promise.all(reports);
+    const acked = done.reduce((s, d) => s + d.count, 0);
+    if (acked !== count) throw new Error(`${system}: drain acked ${acked} messages, ${count} were pushed`);
+    if (done.some((d) => d.bytes !== d.count * PAYLOAD.length)) throw new Error(`${system}: a payload had the wrong size`);
+    ok = true;
+    return {
+      ...rate(count, Math.max(...done.map((d) => d.lastAt)) - start),
+      split: done.map((d) => d.count),
+      cpuMs: done.reduce((s, d) => s + d.cpuMs, 0),
+      maxRssKb: Math.max(...done.map((d) => d.maxRssKb)),
+    };
+  } finally {
+    await closeProducer();
+    if (!ok) for (const c of children) c.kill();
+    await Promise.all(children.map((c) => (c.exitCode === null ? once(c, 'exit') : null)));
+  }
+}
+
+/** qlobber-fsq consumers cannot tell an empty queue: ask for their counts until all are acked. */
+async function pollUntil(children, count) {
+  const deadline = nowMs() + 120_000;
+  for (;;) {
+    const progress = await Promise.all(
+      children.map((c) => {
+        const reply = nextMessage(c, 'progress');
+        c.send('poll');
+        return reply;
+      }),
+    );
+    if (progress.reduce((s, p) => s + p.count, 0) >= count) break;
+    if (nowMs() > deadline) throw new Error('qlobber-fsq drain: timed out');
+    await sleep(20);
+  }
+  for (const c of children) c.send('stop');
+}
+
+async function benchDrain() {
+  print('### Cross-process drain (256 B, prefilled; each message taken, read and acknowledged individually)');
+  print();
+  print('Time: from "go" to the last acknowledgement, consumers already started. Claim floor, one process: rename into');
+  print('leased/ + open, read, close + unlink per message (floor.mjs). The durable class differs only in how the acks are');
+  print('made: plainjob FULL fsyncs its WAL on each claim and on each completion, qlobber-fsq opens with O_DSYNC,');
+  print('spoolq does not sync on the consumer side in either class.');
+  print();
+  print(
+    '| consumers | class | messages | claim floor msgs/s | spoolq msgs/s | plainjob msgs/s | qlobber-fsq msgs/s | ' +
+      'spoolq time ÷ floor | spoolq ÷ plainjob | spoolq ÷ qlobber-fsq | consumer CPU µs/msg (spoolq / plainjob / qlobber-fsq) |',
+  );
+  print('|---:|---|---:|---:|---:|---:|---:|---|---|---|---|');
+  const total = config.drain;
+  for (const cls of CLASSES) {
+    for (const consumers of [1, 4]) {
+      const runs = { floor: (r) => withDir('claim-floor', (dir) => claimFloor(dir, { count: share(total, r) })) };
+      for (const system of SYSTEMS) runs[system] = (r) => drainRun(system, cls, consumers, share(total, r));
+      const t = await interleaved(runs);
+      const cpu = Object.fromEntries(SYSTEMS.map((s) => [s, (t[s].rounds.reduce((sum, x) => sum + x.cpuMs, 0) * 1000) / t[s].count]));
+      const row = {
+        consumers,
+        cls,
+        ...t,
+        cpuUsPerMsg: cpu,
+        vsFloor: timeRatio(t.spoolq, t.floor),
+        vsPlainjob: speedup(t.spoolq, t.plainjob),
+        vsQlobber: speedup(t.spoolq, t['qlobber-fsq']),
+      };
+      results.drain.push(row);
+      print(
+        `| ${consumers} | ${cls} | ${t.spoolq.count} | ${fmt.rate(t.floor.perSec)} | ${fmt.rate(t.spoolq.perSec)} | ` +
+          `${fmt.rate(t.plainjob.perSec)} | ${fmt.rate(t['qlobber-fsq'].perSec)} | ${cell(row.vsFloor)} | ` +
+          `${cell(row.vsPlainjob)} | ${cell(row.vsQlobber)} | ${SYSTEMS.map((s) => fmt.us(cpu[s])).join(' / ')} |`,
+      );
+    }
+  }
+  print();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets of issue 6, from the rows above
+
+function targets() {
+  const push = (cls, kind, bytes = PAYLOAD.length) => results.push.find((r) => r.cls === cls && r.kind === kind && r.bytes === bytes);
+  const rows = [];
+  const check = (what, value, goal, higherIsBetter = true) => {
+    if (!value) return;
+    const met = higherIsBetter ? value.median >= goal : value.median <= goal;
+    rows.push({ what, value, goal: `${higherIsBetter ? '≥' : '≤'} ${goal}×`, met });
+  };
+  check('durable: push, 16 in flight ÷ plainjob FULL', push('durable', 'conc16')?.vsPlainjob, 1.5);
+  for (const d of results.drain.filter((r) => r.cls === 'durable')) {
+    check(`durable: drain, ${d.consumers} consumer(s) ÷ plainjob FULL`, d.vsPlainjob, 2);
+  }
+  check('fast: pushMany(100) ÷ plainjob NORMAL', push('fast', 'many100')?.vsPlainjob, 1.5);
+  for (const d of results.drain.filter((r) => r.cls === 'fast')) {
+    check(`fast: drain, ${d.consumers} consumer(s) ÷ plainjob NORMAL`, d.vsPlainjob, 2);
+  }
+  for (const r of results.push) check(`${r.cls}: ${r.label} ÷ qlobber-fsq`, r.vsQlobber, 3);
+  for (const d of results.drain) check(`${d.cls}: drain, ${d.consumers} consumer(s) ÷ qlobber-fsq`, d.vsQlobber, 3);
+  for (const cls of CLASSES) check(`${cls}: push, sequential, time ÷ raw floor`, push(cls, 'seq')?.vsFloor, 1.25, false);
+  if (rows.length === 0) return;
+  print('### Issue 6 targets (median of the rounds, range)');
+  print();
+  print('| target | goal | measured | met |');
+  print('|---|---|---|---|');
+  for (const r of rows) print(`| ${r.what} | ${r.goal} | ${cell(r.value)} | ${r.met ? 'yes' : '**no**'} |`);
+  print();
+  results.targets = rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function load() {
+  const read = (f) => readFile(f, 'utf8').catch(() => '');
+  const loadavg = (await read('/proc/loadavg')).split(' ').slice(0, 3).join(' ');
+  const cpu = /avg60=([\d.]+)/.exec(await read('/proc/pressure/cpu'))?.[1];
+  return `load average ${loadavg || '?'}${cpu ? `, CPU pressure (some, avg60) ${cpu}%` : ''}`;
+}
+
+function machine() {
+  let df = 'unknown';
+  try {
+    df = execFileSync('df', ['-T', tmpdir()], { encoding: 'utf8' }).trim().split('\n').at(-1).replace(/\s+/g, ' ');
+  } catch {}
+  const version = (name) => {
+    try {
+      return JSON.parse(readFileSync(new URL(`./node_modules/${name}/package.json`, import.meta.url), 'utf8')).version;
+    } catch {
+      return '?';
+    }
+  };
+  return {
+    date: new Date().toISOString(),
+    cpus: availableParallelism(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memGiB: +(totalmem() / 2 ** 30).toFixed(1),
+    kernel: release(),
+    node: process.version,
+    tmpdir: tmpdir(),
+    df,
+    peers: Object.fromEntries(['better-sqlite3', 'plainjob', 'qlobber-fsq', 'fs-ext'].map((n) => [n, version(n)])),
+  };
+}
+
+const started = Date.now();
+try {
+  const m = results.machine;
+  print(`## spoolq peer bench, ${m.date}`);
+  print();
+  print(`${m.cpus} CPUs (${m.cpu}), ${m.memGiB} GiB RAM, Linux ${m.kernel}, Node ${m.node}; df -T ${m.tmpdir}: \`${m.df}\`.`);
+  print(
+    `Peers: ${Object.entries(m.peers)
+      .map(([n, v]) => `${n} ${v}`)
+      .join(', ')}.`,
+  );
+  print(
+    `Rounds ${config.rounds}; messages per row: push ${config.push.durable} (durable), ${config.push.fast} (fast); ` +
+      `64 KiB push ${config.big}; drain ${config.drain}.`,
+  );
+  results.loadBefore = await load();
+  print(`Before: ${results.loadBefore}.`);
+  print();
+  // Warm-up (untimed): JIT of every code path, the directory caches, SQLite's first open.
+  for (const system of SYSTEMS) await pushRun(system, 'fast', 'seq', 100, PAYLOAD);
+  await floorRun('fast', 100, PAYLOAD);
+  for (const [name, bench] of [
+    ['push', benchPush],
+    ['big', benchBig],
+    ['drain', benchDrain],
+  ]) {
+    if (!config.only.has(name)) continue;
+    const t = Date.now();
+    await bench();
+    console.error(`(${name}: ${((Date.now() - t) / 1000).toFixed(0)} s)`);
+  }
+  targets();
+  results.loadAfter = await load();
+  print(`After: ${results.loadAfter}. Total time ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+  const dir = new URL('./results/', import.meta.url);
+  await mkdir(dir, { recursive: true });
+  const stamp = results.machine.date.replace(/[:.]/g, '-');
+  await writeFile(new URL(`${stamp}.md`, dir), `${out.join('\n')}\n`);
+  await writeFile(new URL(`${stamp}.json`, dir), `${JSON.stringify(results, null, 2)}\n`);
+} finally {
+  await ws.cleanup();
+}
