@@ -5,7 +5,8 @@
  * in bench/results/ (git-ignored). See bench/README.md.
  *
  *   node bench/run.mjs [--quick] [--rounds 5] [--n-none 2000] [--n-fsync 500] [--samples 300]
- *                      [--only push,drain,latency]
+ *                      [--only push,drain,latency,fanout]
+ * The fan-out workload publishes half as many messages (each one goes to 10 groups).
  * Each flag also reads an environment variable: BENCH_ROUNDS, BENCH_N_NONE, BENCH_N_FSYNC,
  * BENCH_SAMPLES, BENCH_ONLY, BENCH_QUICK=1.
  */
@@ -15,6 +16,7 @@ import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fmt, percentile, rate, summarize, Workspace } from './common.mjs';
 import { drainWorkload } from './drain.mjs';
+import { fanoutBench } from './fanout.mjs';
 import { claimFloor, writeFloor } from './floor.mjs';
 import { latencyWorkload } from './latency.mjs';
 import { KINDS, pushWorkload } from './push.mjs';
@@ -27,7 +29,7 @@ const { values: args } = parseArgs({
     'n-none': { type: 'string', default: env.BENCH_N_NONE },
     'n-fsync': { type: 'string', default: env.BENCH_N_FSYNC },
     samples: { type: 'string', default: env.BENCH_SAMPLES },
-    only: { type: 'string', default: env.BENCH_ONLY ?? 'push,drain,latency' },
+    only: { type: 'string', default: env.BENCH_ONLY ?? 'push,drain,latency,fanout' },
   },
 });
 const q = args.quick;
@@ -44,7 +46,7 @@ const print = (line = '') => {
   out.push(line);
   console.log(line);
 };
-const results = { config, machine: machine(), push: [], drain: [], latency: [] };
+const results = { config, machine: machine(), push: [], drain: [], latency: [], fanout: null };
 
 /** Splits `total` into `rounds` near-equal parts. */
 const share = (total, r) => Math.floor(total / config.rounds) + (r < total % config.rounds ? 1 : 0);
@@ -207,6 +209,17 @@ async function benchLatency() {
   print();
 }
 
+async function benchFanout() {
+  results.fanout = await fanoutBench({
+    ws,
+    interleaved,
+    print,
+    counts: { none: Math.ceil(config.count.none / 2), fsync: Math.ceil(config.count.fsync / 2) },
+    rounds: config.rounds,
+    routingIterations: q ? 100 : 500,
+  });
+}
+
 /** Load average and CPU pressure (PSI): how busy the shared machine was around the run. */
 async function load() {
   const read = (f) => readFile(f, 'utf8').catch(() => '');
@@ -250,6 +263,7 @@ try {
   if (config.only.has('push')) await benchPush();
   if (config.only.has('drain')) await benchDrain();
   if (config.only.has('latency')) await benchLatency();
+  if (config.only.has('fanout')) await benchFanout();
   results.loadAfter = await load();
   print(`After: ${results.loadAfter}. Total time ${((Date.now() - started) / 1000).toFixed(0)} s.`);
   const dir = new URL('./results/', import.meta.url);
