@@ -118,42 +118,39 @@ export class Publisher {
     const visible: string[] = [];
     const copies: string[] = [];
     try {
-      // One at a time, in push order: a consumer never sees a producer's later message without
-      // the earlier ones (strict FIFO per producer). Writes and syncs above stay concurrent.
+      // Message by message, in push order: a consumer never sees a producer's later message
+      // without the earlier ones (strict FIFO per producer). Writes and syncs above stay concurrent.
       await turn;
       for (const { p, groups } of routed) {
-        let moved = false;
-        for (const [i, group] of groups.entries()) {
+        // Hard links into every group but the last, all at once (order matters only within a
+        // group, and each group still gets this producer's messages in push order); then the
+        // last group takes the tmp file itself by rename: one inode, one name per group.
+        const outcomes: PromiseSettledResult<Placed>[] = await Promise.allSettled(
+          groups.slice(0, -1).map((group, i) => this.#link(p, group, i, copies, sync)),
+        );
+        const linked = !outcomes.some((o) => o.status === 'rejected');
+        if (linked) outcomes.push(...(await Promise.allSettled([this.#placeInto(p.tmp, p, groups.at(-1) as GroupPaths, true)])));
+        let failure: unknown = null;
+        for (const [i, outcome] of outcomes.entries()) {
+          if (outcome.status === 'rejected') {
+            failure ??= outcome.reason;
+            continue;
+          }
+          if (outcome.value === 'gone') continue; // the group was deleted meanwhile
+          const group = groups[i] as GroupPaths;
           const dir = join(group.ready, p.bucket);
-          const target = join(dir, p.name);
-          // Hard links to all groups but the last, which gets the tmp file itself: one inode,
-          // one name per group. Without hard links (EPERM on FAT, …), a copy per group.
-          let source = p.tmp;
-          let move = i === groups.length - 1;
-          if (!move && this.#noLinks) {
-            source = await this.#copy(p, i, copies, sync);
-            move = true;
-          }
-          let placed: Placed;
-          try {
-            placed = await this.#place(source, target, dir, group.ready, move);
-          } catch (error) {
-            if (move || !isErrno(error, ...NO_LINK_CODES)) throw error;
-            this.#noLinks = true;
-            source = await this.#copy(p, i, copies, sync);
-            placed = await this.#place(source, target, dir, group.ready, true);
-          }
-          if (placed === 'gone') continue; // the group was deleted meanwhile
-          if (source === p.tmp && move) moved = true;
-          visible.push(target);
+          visible.push(join(dir, p.name));
           touched.add(dir);
           doorbells.add(group.doorbell);
           // A bucket made just now (by us or by another process that may not have synced yet):
           // its entry in ready/ must be durable too. A failure here is a durability failure of
           // the commit, like any other directory fsync.
-          if (placed === 'new-bucket') touched.add(group.ready);
+          if (outcome.value === 'new-bucket') touched.add(group.ready);
         }
-        if (!moved) await unlink(p.tmp).catch(() => {}); // its last group was deleted meanwhile
+        if (failure !== null) throw failure;
+        if (outcomes.at(-1)?.status === 'fulfilled' && (outcomes.at(-1) as PromiseFulfilledResult<Placed>).value === 'gone') {
+          await unlink(p.tmp).catch(() => {}); // its last group was deleted meanwhile: not renamed anywhere
+        }
       }
     } catch (error) {
       // Undo what became visible. A name already claimed by a consumer is gone (ENOENT):
@@ -163,6 +160,28 @@ export class Publisher {
       throw publishError('linking the message into ready/', error, true);
     }
     return { touched, doorbells: [...doorbells] };
+  }
+
+  /**
+   * A hard link of the message into `group`; without hard links (EPERM on FAT, …), a copy of
+   * its own, written and synced before it is renamed in.
+   */
+  async #link(p: Prepared, group: GroupPaths, i: number, copies: string[], sync: boolean): Promise<Placed> {
+    if (!this.#noLinks) {
+      try {
+        return await this.#placeInto(p.tmp, p, group, false);
+      } catch (error) {
+        if (!isErrno(error, ...NO_LINK_CODES)) throw error;
+        this.#noLinks = true;
+      }
+    }
+    const copy = await this.#copy(p, i, copies, sync);
+    return this.#placeInto(copy, p, group, true);
+  }
+
+  #placeInto(source: string, p: Prepared, group: GroupPaths, move: boolean): Promise<Placed> {
+    const dir = join(group.ready, p.bucket);
+    return this.#place(source, join(dir, p.name), dir, group.ready, move);
   }
 
   /** The groups a message goes to; counts it as unrouted when none matches. */
