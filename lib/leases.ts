@@ -75,6 +75,9 @@ export class Leases {
       const file = await this.#read(this.#leased(lease.name));
       return { lease, file, data: decodeData(file) };
     } catch (error) {
+      // Gone between our rename and the read: the group was deleted, or the lease expired and
+      // another consumer reaped it. Either way it is not ours any more.
+      if (isErrno(error, 'ENOENT')) return 'taken';
       if (!(error instanceof CorruptFileError)) throw storageError(error, 'read a claimed message'); // it is retried when the lease expires
       const code: DeadCode = error instanceof TooLargeFileError ? 'too-large' : 'corrupt';
       await moveToDead(this.#leased(lease.name), this.group.dead, entry.name, { code, reason: error.message }, this.settings.modes);

@@ -88,7 +88,8 @@ export class Receiver<T> {
       try {
         message = await this.#claimNext();
       } catch (error) {
-        if (isErrno(error, 'ENOENT') && !(await this.spool.hasGroup(this.group.name))) {
+        const missing = isErrno(error, 'ENOENT') || isErrno((error as Error | undefined)?.cause, 'ENOENT');
+        if (missing && !(await this.spool.hasGroup(this.group.name))) {
           throw new GroupNotFoundError(`The group ${this.group.name} was deleted; open it again to recreate it`);
         }
         throw storageError(error, 'pop a message');
