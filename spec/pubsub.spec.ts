@@ -74,6 +74,26 @@ describe('routing by topic', () => {
     for (const q of [pub, billing]) await q.close();
   });
 
+  it("the topic '' is a topic (one empty word), not the absence of one", async () => {
+    const dir = await spoolPath();
+    const pub = await openQueue(dir, { group: null, durability: 'none' });
+    const star = await openQueue(dir, { group: 'star', topics: ['*'], durability: 'none' });
+    const empty = await openQueue(dir, { group: 'empty', topics: [''], durability: 'none' });
+    const words = await openQueue(dir, { group: 'words', topics: ['a.*'], durability: 'none' });
+    const all = await openQueue(dir, { group: 'all', durability: 'none' });
+    await pub.push('empty topic', { topic: '' });
+    await pub.push('no topic');
+    expect((await drain(star)).map((m) => [m.data, m.topic])).toEqual([['empty topic', '']]);
+    expect((await drain(empty)).map((m) => [m.data, m.topic])).toEqual([['empty topic', '']]);
+    expect(await drain(words)).toEqual([]);
+    expect((await drain(all)).map((m) => [m.data, m.topic])).toEqual([
+      ['empty topic', ''],
+      ['no topic', undefined],
+    ]);
+    expect((await pub.stats()).unrouted).toBe(0);
+    for (const q of [pub, star, empty, words, all]) await q.close();
+  });
+
   it("keepUnrouted: what matches no group is kept in the group 'unrouted', which no pattern reaches", async () => {
     const dir = await spoolPath();
     const pub = await openQueue(dir, { group: null, keepUnrouted: true, durability: 'none' });
