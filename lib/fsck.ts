@@ -16,7 +16,8 @@
  *                    … at the spool's root, in groups/ or locks/       none: reported for a person
  *   bad-binding      a topics/ entry that is not a valid pattern       quarantine into dead/
  *   bad-lock         a lock directory without exactly one entry        none: reported
- *   unsafe           the spool is writable by others                   none: reported (chmod it)
+ *   unsafe           the spool is writable by others, or owned by      none: reported (chmod/chown it);
+ *                    another user                                      --repair is refused as another user
  *
  * Every repair is one rename or unlink of one exact name, as in the queue's own protocol; a name
  * a consumer claimed meanwhile is simply gone (ENOENT), and counts as resolved. A message fanned
@@ -29,9 +30,9 @@ import { forEachLimit } from './concurrency.js';
 import { type DeadCode, moveToDead } from './dead-letters.js';
 import { DoorbellRinger } from './doorbell.js';
 import { exists, makeDir } from './durable-fs.js';
-import { isErrno, storageError } from './errors.js';
+import { isErrno, SpoolUnsafeError, storageError } from './errors.js';
 import { checkSpoolExists } from './existing-spool.js';
-import { type GroupPaths, openSpool, type Spool } from './layout.js';
+import { type GroupPaths, openSpool, readFormat, type Spool } from './layout.js';
 import { Leases } from './leases.js';
 import { parseLockEntry } from './lock-state.js';
 import { CorruptFileError } from './message-file.js';
@@ -170,6 +171,7 @@ class Checker {
   }
 
   async run(): Promise<FsckReport> {
+    await this.#checkOwner();
     const missing: string[] = [];
     for (const name of ['tmp', 'groups']) if (!(await exists(join(this.#root, name)))) missing.push(name);
     // Validates the format file (ESPOOL_FORMAT); recreates tmp/ and groups/ as every open does.
@@ -195,6 +197,37 @@ class Checker {
     this.#report.problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     this.#report.remaining = this.#report.problems.filter((p) => !p.repaired).length;
     return this.#report;
+  }
+
+  /**
+   * A repair creates entries (buckets, reasons, doorbells) owned by whoever runs it: run as
+   * another user (root, typically) on a private spool, it would leave entries the owner's
+   * processes cannot open. So it is refused before anything is touched; a check only reports it.
+   */
+  async #checkOwner(): Promise<void> {
+    const uid = process.getuid?.();
+    let owner: number;
+    try {
+      owner = (await lstat(this.#root)).uid;
+    } catch {
+      return; // checkSpoolExists reported it already
+    }
+    if (uid === undefined || owner === uid) return;
+    const shared = (await readFormat(this.#root))?.share === 'group';
+    if (shared) return; // every member of the group may write, and its entries stay group-writable
+    if (this.#settings.repair) {
+      throw new SpoolUnsafeError(
+        `The spool at ${this.#root} belongs to uid ${owner}, not to this user (uid ${uid}): a repair would leave entries only this user can use. Run it as the owner (sudo -u '#${owner}' spoolq fsck ${this.#root} --repair)`,
+      );
+    }
+    this.#problem({
+      kind: 'unsafe',
+      path: '.',
+      group: null,
+      reason: `the spool belongs to uid ${owner}, not to this user (uid ${uid}); repair it as its owner`,
+      repair: null,
+      repaired: false,
+    });
   }
 
   async #checkModes(): Promise<void> {

@@ -201,7 +201,7 @@ async function checkModes(root: string, share: Share): Promise<void> {
   }
 }
 
-async function readFormat(root: string): Promise<SpoolFormat | null> {
+export async function readFormat(root: string): Promise<SpoolFormat | null> {
   let text: string;
   try {
     text = await readFile(join(root, FORMAT_FILE), 'utf8');

@@ -1,13 +1,15 @@
 /**
  * `spoolq lock` (mutual exclusion across shells, fencing tokens, exit status, timeout, signals)
- * and `spoolq fsck` (corrupt files, bad names, expired leases: found, reported, repaired), plus
- * `spoolq dead purge` of what fsck quarantined.
+ * and `spoolq fsck` (corrupt files, bad names, expired leases: found, reported, repaired; a
+ * spool of another user), plus `spoolq dead purge` of what fsck quarantined.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { lstat, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, describe, it } from 'vitest';
 import { openQueue } from '../lib/index.js';
-import { jsonLines, type Running, sq, start } from './fixtures/cli-run.js';
+import { jsonLines, MAIN, type Running, sq, start } from './fixtures/cli-run.js';
 import { cleanup, spoolPath, tempDir, waitFor } from './helpers.js';
 
 const running: Running[] = [];
@@ -16,6 +18,23 @@ afterAll(async () => {
   await Promise.all(running.map((r) => r.exited));
   await cleanup();
 });
+
+const run = promisify(execFile);
+
+/** Every entry under `root` with its owner, mode and size: what a refused repair must not change. */
+async function tree(root: string): Promise<string[]> {
+  const entries: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const name of (await readdir(dir)).sort()) {
+      const path = join(dir, name);
+      const info = await lstat(path);
+      entries.push(`${path.slice(root.length)} ${info.uid} ${info.mode.toString(8)} ${info.size}`);
+      if (info.isDirectory()) await walk(path);
+    }
+  };
+  await walk(root);
+  return entries;
+}
 
 const exists = (path: string) =>
   readFile(path).then(
@@ -76,6 +95,26 @@ describe.concurrent('lock', () => {
     const next = await sq(['lock', spool, 'n', '--timeout', '0', '--', 'sh', '-c', 'echo $SPOOLQ_LOCK_TOKEN']);
     expect(next.code).toBe(0);
     expect(next.stdout).toBe('2\n');
+  });
+
+  it('Ctrl-C (SIGINT to the whole process group) reaches the command once, and the lock is released after it', async ({ expect }) => {
+    const dir = await tempDir();
+    const spool = join(dir, 'spool');
+    // The command counts the SIGINTs it gets (node counts each delivery; a shell's trap merges
+    // those that arrive close together), and ends by itself a second later.
+    const counter = `let n = 0; process.on('SIGINT', () => n++); const fs = require('node:fs');
+      fs.writeFileSync(${JSON.stringify(join(dir, 'ready'))}, '');
+      setTimeout(() => { fs.writeFileSync(${JSON.stringify(join(dir, 'got'))}, \`\${n}\`); process.exit(5); }, 1000);`;
+    const proc = spawn(process.execPath, [MAIN, 'lock', spool, 'n', '--', process.execPath, '-e', counter], {
+      detached: true, // its own process group, as a terminal's foreground job
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | string>((resolve) => proc.once('close', (code, signal) => resolve(code ?? signal ?? -1)));
+    await waitFor(() => exists(join(dir, 'ready')), 20_000);
+    process.kill(-(proc.pid as number), 'SIGINT');
+    expect(await exited).toBe(5);
+    expect(await readFile(join(dir, 'got'), 'utf8')).toBe('1');
+    expect((await sq(['lock', spool, 'n', '--timeout', '0', '--', 'true'])).code).toBe(0);
   });
 });
 
@@ -152,6 +191,59 @@ describe.concurrent('fsck', () => {
     expect(repaired.stdout).toMatch(/^expired-lease: groups\/default\/leased\/.*\[repaired: return it to ready\/\]$/m);
     const popped = jsonLines((await sq(['pop', spool, '--json'])).stdout)[0];
     expect(popped).toMatchObject({ attempts: 2, codec: 'json', data: 'held' });
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'as another user (root): reports the owner, and refuses --repair before touching anything',
+    async ({ expect }) => {
+      const spool = await spoolPath();
+      const q = await openQueue(spool, { leaseMs: 50 });
+      await q.push('held');
+      await q.pop({ timeoutMs: 1_000 }); // never acked: an expired lease, which a repair would return
+      await q.close();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await run('chown', ['-R', '65534:65534', spool]);
+      const before = await tree(spool);
+
+      const repair = await sq(['fsck', spool, '--repair']);
+      expect(repair.code).toBe(1);
+      expect(repair.stderr).toMatch(
+        /^spoolq: ESPOOL_UNSAFE: The spool at .* belongs to uid 65534, not to this user \(uid 0\).*Run it as the owner/,
+      );
+      const check = await sq(['fsck', spool, '--json']);
+      expect(check.code).toBe(4);
+      expect(
+        JSON.parse(check.stdout)
+          .problems.map((p: { kind: string }) => p.kind)
+          .sort(),
+      ).toEqual(['expired-lease', 'unsafe']);
+      expect(await tree(spool)).toEqual(before); // nothing created, moved or owned by root
+    },
+  );
+
+  it('dead purge removes quarantined directories, FIFOs and symbolic links (never followed), by id or by file name', async ({ expect }) => {
+    const spool = await spoolPath();
+    await sq(['push', spool, 'one']);
+    const [file] = await readyFiles(spool);
+    const bucket = join(file as string, '..');
+    const target = join(await tempDir(), 'target');
+    await writeFile(target, 'keep me');
+    await symlink(target, join(bucket, '4-01a21aaf783b-0702f52675fb000000000009-0001'));
+    await mkdir(join(bucket, '4-01a21aaf783b-0702f52675fb00000000000a-0001', 'inner'), { recursive: true });
+    await run('mkfifo', [join(bucket, '4-01a21aaf783b-0702f52675fb00000000000b-0001')]);
+    expect((await sq(['fsck', spool, '--repair'])).code).toBe(0);
+    const dead = jsonLines((await sq(['dead', spool, '--json'])).stdout);
+    expect(dead.map((d) => d.id).sort()).toEqual(['0702f52675fb000000000009', '0702f52675fb00000000000a', '0702f52675fb00000000000b']);
+
+    const byFile = await sq(['dead', spool, 'purge', '4-01a21aaf783b-0702f52675fb00000000000a-0001']);
+    expect(byFile.code, byFile.stderr).toBe(0);
+    expect(byFile.stdout).toBe('4-01a21aaf783b-0702f52675fb00000000000a-0001\n');
+    const rest = await sq(['dead', spool, 'purge']);
+    expect(rest.code, rest.stderr).toBe(0);
+    expect(rest.stdout.split('\n').filter(Boolean).sort()).toEqual(['0702f52675fb000000000009', '0702f52675fb00000000000b']);
+    expect(await readdir(join(spool, 'groups', 'default', 'dead'))).toEqual([]);
+    expect(await readFile(target, 'utf8')).toBe('keep me');
+    expect((await sq(['pop', spool])).stdout).toBe('one\n');
   });
 
   it('refuses a directory that is not a spool, and never creates one', async ({ expect }) => {

@@ -281,9 +281,15 @@ describe.concurrent('inspecting', () => {
     await sq(['push', spool, 'early']);
     expect(jsonLines((await sq(['groups', spool, '--json'])).stdout)).toEqual([{ name: 'default', topics: ['#'] }]);
     expect((await sq(['pop', spool])).stdout).toBe('early\n');
-    const other = await sq(['pop', spool, '--group', 'late']);
+    // A group that does not exist is not created by a mistyped --group: only with --create.
+    const typo = await sq(['pop', spool, '--group', 'late']);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/^spoolq: EGROUP_NOT_FOUND: There is no group late .*\(its groups are: default\); pass --create/);
+    expect(jsonLines((await sq(['groups', spool, '--json'])).stdout)).toEqual([{ name: 'default', topics: ['#'] }]);
+    const other = await sq(['pop', spool, '--group', 'late', '--create']);
     expect(other.code).toBe(3);
     expect(other.stderr).toContain('note: created group late');
+    expect(jsonLines((await sq(['groups', spool, '--json'])).stdout).map((g) => g.name)).toEqual(['default', 'late']);
   });
 });
 

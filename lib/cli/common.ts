@@ -121,17 +121,19 @@ export function parse<const O extends OptionsConfig>(argv: string[], options: O)
 }
 
 /**
- * parseArgs has no options with an optional value: rewrites a bare `--NAME` (before any `--`) to
- * `--NAME=VALUE`. `--NAME 100` would then make 100 a positional: refused with the fix.
+ * parseArgs has no options with an optional value: rewrites a bare `--NAME` or `-S` (its short
+ * form; before any `--`) to `--NAME=VALUE`. `--NAME 100` would then make 100 a positional:
+ * refused with the fix.
  */
-export function optionalValue(argv: readonly string[], name: string, value: string): string[] {
+export function optionalValue(argv: readonly string[], name: string, short: string, value: string): string[] {
   const result = [...argv];
   for (let i = 0; i < result.length; i++) {
     if (result[i] === '--') break;
-    if (result[i] !== `--${name}`) continue;
+    const given = result[i];
+    if (given !== `--${name}` && given !== `-${short}`) continue;
     const next = result[i + 1];
     if (next !== undefined && DURATION.test(next)) {
-      throw new UsageError(`write --${name}=${next}, with '=': a bare --${name} means ${value}`);
+      throw new UsageError(`write --${name}=${next}, with '=': a bare ${given} means ${value}`);
     }
     result[i] = `--${name}=${value}`;
   }
@@ -328,6 +330,7 @@ export async function openExisting(dir: string): Promise<RawQueue> {
 
 /** Throws EGROUP_NOT_FOUND naming the groups that do exist. */
 export async function requireGroup(q: Queue<any, any>, group: string): Promise<void> {
+  checkGroupName(group); // EINVALID_NAME (exit 2), as pop and peek say for a bad name
   const names = (await q.groups()).map((g) => g.name);
   if (names.includes(group)) return;
   const known = names.length > 0 ? `its groups are: ${names.join(', ')}` : 'it has no group yet';
@@ -335,10 +338,11 @@ export async function requireGroup(q: Queue<any, any>, group: string): Promise<v
 }
 
 /**
- * Notes on stderr when a consuming command is about to create its group: from then on the group
- * receives a copy of every message pushed, so a mistyped --group is worth noticing.
+ * A consuming command creates its group only when the spool has no group yet or with --create:
+ * a new group receives a copy of every message pushed from then on, so a mistyped --group would
+ * fill the disk unnoticed.
  */
-export async function noteNewGroup(dir: string, group: string): Promise<void> {
+export async function checkNewGroup(dir: string, group: string, create: boolean): Promise<void> {
   checkGroupName(group); // EINVALID_NAME before anything else
   let names: string[];
   try {
@@ -348,11 +352,13 @@ export async function noteNewGroup(dir: string, group: string): Promise<void> {
   } catch {
     return; // no spool yet (it is created with the group), or unreadable: openQueue will say
   }
-  if (names.length > 0 && !names.includes(group)) {
-    note(
-      `spoolq: note: created group ${group}; it receives every message pushed from now on (delete it with 'spoolq groups ${dir} delete ${group}')`,
+  if (names.length === 0 || names.includes(group)) return;
+  if (!create) {
+    throw new GroupNotFoundError(
+      `There is no group ${group} in the spool at ${dir} (its groups are: ${names.join(', ')}); pass --create to create it (it then receives every message pushed from now on)`,
     );
   }
+  note(`spoolq: note: created group ${group}; it receives every message pushed from now on (delete it with 'spoolq groups ${dir} delete ${group}')`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import {
   expectPositionals,
   framedBody,
   note,
-  noteNewGroup,
+  checkNewGroup,
   onStopSignals,
   parse,
   parseDuration,
@@ -51,7 +51,8 @@ command's message comes back after the lease (--lease) expires.
 Options:
   -e, --exec CMD          the shell command to run for each message (required)
   -c, --concurrency N     commands running at once (default 1)
-  -g, --group G           the group to consume (default: default); created if missing
+  -g, --group G           the group to consume (default: default)
+      --create            create the group if missing (in a spool without groups it always is)
   -n, --max N             stop after N messages
       --idle D            stop when no message arrived for D and no command runs (500, 2s, 1m)
       --raw               the body's bytes exactly on stdin; by default (text) a newline is added
@@ -82,6 +83,7 @@ export const command: Command = {
       exec: { type: 'string', short: 'e' },
       concurrency: { type: 'string', short: 'c' },
       group: { type: 'string', short: 'g' },
+      create: { type: 'boolean' },
       max: { type: 'string', short: 'n' },
       idle: { type: 'string' },
       raw: { type: 'boolean' },
@@ -116,7 +118,7 @@ export const command: Command = {
     });
     let q: RawQueue;
     try {
-      await noteNewGroup(spool, group);
+      await checkNewGroup(spool, group, values.create === true);
       q = await openQueue(spool, {
         group,
         codec: 'raw',

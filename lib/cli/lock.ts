@@ -32,10 +32,14 @@ CMD's environment has SPOOLQ_LOCK_TOKEN, the fencing token: it is larger for eve
 of the lock, so what CMD writes can carry it and a store can refuse writes with an older token
 (from a holder that was paused until it lost the lock). Also SPOOLQ_LOCK_NAME and SPOOLQ_SPOOL.
 
-spoolq renews the lock while CMD runs. If it dies, the lock is free again after --stale. If the
-lock is lost anyway (spoolq was paused longer than --stale), CMD gets SIGTERM and spoolq exits
-with 1 (ELOCK_COMPROMISED). SIGINT, SIGTERM and SIGHUP are passed on to CMD; the lock is
-released once CMD has ended.
+spoolq renews the lock while CMD runs. If the lock is lost anyway (spoolq was paused longer
+than --stale), CMD gets SIGTERM and spoolq exits with 1 (ELOCK_COMPROMISED). SIGTERM and SIGHUP
+are passed on to CMD; Ctrl-C reaches CMD from the terminal (a SIGINT to spoolq alone is not
+passed on). The lock is released once CMD has ended.
+
+Unlike flock(1), the lock is not inherited by CMD: if spoolq itself is killed (kill -9, the OOM
+killer), CMD goes on running while the lock frees after --stale. Where that matters, make what
+CMD writes carry SPOOLQ_LOCK_TOKEN.
 
 Options:
   -w, --timeout D   give up after waiting D for the lock (0: try once): exit 3 (ELOCK_TIMEOUT);
@@ -85,6 +89,11 @@ export const command: Command = {
     } finally {
       waiting.dispose();
     }
+    const stoppedMeanwhile = waiting.stopped(); // a signal that came as the lock was taken
+    if (stoppedMeanwhile) {
+      await held.release().catch(() => {});
+      return signalStatus(stoppedMeanwhile);
+    }
 
     let compromised = false;
     let status: number;
@@ -113,8 +122,11 @@ export const command: Command = {
 function runHolding(cmd: string[], held: LockHandle, env: Record<string, string>): Promise<number> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd[0] as string, cmd.slice(1), { stdio: 'inherit', env: { ...process.env, ...env } });
+    // The command shares our process group, so Ctrl-C at a terminal reaches it directly: passing
+    // SIGINT on as well would interrupt it twice (its cleanup included). As flock(1) does, we
+    // only wait for it. SIGTERM and SIGHUP, usually sent to our pid alone, are passed on.
     const stopForwarding = onStopSignals((signal) => {
-      child.kill(signal);
+      if (signal !== 'SIGINT') child.kill(signal);
     });
     const onLost = () => {
       note(formatError(held.signal.reason, 'lock') ?? '');

@@ -6,7 +6,7 @@ import {
   expectPositionals,
   framedBody,
   messageJson,
-  noteNewGroup,
+  checkNewGroup,
   optionalValue,
   out,
   parse,
@@ -17,7 +17,7 @@ import {
   UsageError,
 } from './common.js';
 
-const SYNOPSIS = 'spoolq pop SPOOL [--wait[=D]] [--group G] [--json | --raw]';
+const SYNOPSIS = 'spoolq pop SPOOL [--wait[=D]] [--group G [--create]] [--json | --raw]';
 
 const help = `
 Usage: ${SYNOPSIS}
@@ -35,8 +35,9 @@ Output:
 Options:
   -w, --wait[=D]     wait for a message: for ever with a bare --wait, or up to D (500, 2s, 1m).
                      Without it, pop looks once and returns at once.
-  -g, --group G      the group to take from (default: default); created if missing, and from
-                     then on it receives a copy of every message pushed
+  -g, --group G      the group to take from (default: default)
+      --create       create the group if missing (in a spool without groups it always is); it
+                     then receives a copy of every message pushed
       --json         print the message with its metadata as one JSON line
       --raw          print the body's bytes exactly
   -h, --help         this help
@@ -57,9 +58,10 @@ export const command: Command = {
   summary: 'take one message',
   help,
   async run(argv) {
-    const { values, positionals } = parse(optionalValue(argv, 'wait', 'inf'), {
+    const { values, positionals } = parse(optionalValue(argv, 'wait', 'w', 'inf'), {
       wait: { type: 'string', short: 'w' },
       group: { type: 'string', short: 'g' },
+      create: { type: 'boolean' },
       json: { type: 'boolean' },
       raw: { type: 'boolean' },
     });
@@ -71,7 +73,7 @@ export const command: Command = {
     const stop = stopController(); // first: a signal while opening must not kill the process
     let q: RawQueue;
     try {
-      await noteNewGroup(spool, group);
+      await checkNewGroup(spool, group, values.create === true);
       q = await openQueue(spool, { group, codec: 'raw' });
     } catch (error) {
       stop.dispose();

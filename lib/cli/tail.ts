@@ -5,7 +5,7 @@ import {
   EXIT,
   expectPositionals,
   messageJson,
-  noteNewGroup,
+  checkNewGroup,
   out,
   parse,
   parseDuration,
@@ -24,13 +24,15 @@ Usage: ${SYNOPSIS}
 Consumes the group's messages as they arrive and prints each as one JSON line, then acks it,
 until stopped (Ctrl-C, SIGTERM), --max messages, or --idle. tail takes the messages: another
 consumer of the same group does not get them. To watch without taking, use a group of its own
-(it receives a copy of every message pushed after it was created) or 'spoolq peek'.
+(--group watch --create: it receives a copy of every message pushed after it was created) or
+'spoolq peek'.
 
 Each line: {"id","group","attempts","priority","enqueuedAt","topic","headers","codec", and
 "body" (UTF-8 text) or "bodyBase64" (other bytes) or "data" (a value pushed as JSON)}.
 
 Options:
-  -g, --group G     the group to consume (default: default); created if missing
+  -g, --group G     the group to consume (default: default)
+      --create      create the group if missing (in a spool without groups it always is)
   -n, --max N       stop after N messages
       --idle D      stop when no message arrived for D (500, 2s, 1m)
   -h, --help        this help
@@ -51,6 +53,7 @@ export const command: Command = {
   async run(argv) {
     const { values, positionals } = parse(argv, {
       group: { type: 'string', short: 'g' },
+      create: { type: 'boolean' },
       max: { type: 'string', short: 'n' },
       idle: { type: 'string' },
     });
@@ -62,7 +65,7 @@ export const command: Command = {
     const stop = stopController(); // first: a signal while opening must not kill the process
     let q: RawQueue;
     try {
-      await noteNewGroup(spool, group);
+      await checkNewGroup(spool, group, values.create === true);
       q = await openQueue(spool, { group, codec: 'raw' });
     } catch (error) {
       stop.dispose();
