@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { access, chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, it } from 'vitest';
-import { jsonLines, MAIN, sh, sq } from './fixtures/cli-run.js';
+import { jsonLines, MAIN, SQ, sh, sq } from './fixtures/cli-run.js';
 import { cleanup, spoolPath, tempDir } from './helpers.js';
 
 afterAll(cleanup); // not afterEach: the tests of a describe.concurrent run at once
@@ -97,6 +97,25 @@ describe.concurrent('conventions', () => {
     const badGroup = await sq(['pop', spool, '--group', '../x']);
     expect(badGroup.code).toBe(2);
     expect(badGroup.stderr).toMatch(/^spoolq: EINVALID_NAME: /);
+    const badStatsGroup = await sq(['stats', spool, '--group', '../x']);
+    expect(badStatsGroup.code).toBe(2);
+    expect(badStatsGroup.stderr).toMatch(/^spoolq: EINVALID_NAME: /);
+  });
+
+  it('a stdin over maxMessageBytes is refused (EMSG_TOO_LARGE), as is an endless line with --lines; what came before is pushed', async ({
+    expect,
+  }) => {
+    const spool = await spoolPath();
+    // 64 MiB of zeros, while a message holds at most 16 MiB: refused, nothing pushed.
+    const whole = await sh(`head -c 67108864 /dev/zero | ${SQ} push ${spool}`);
+    expect(whole.code).toBe(1);
+    expect(whole.stderr).toMatch(/^spoolq: EMSG_TOO_LARGE: stdin holds over 16777216 bytes/);
+    expect((await sq(['stats', spool, '--json'])).stdout).toMatch(/"ready":0,/);
+    const lines = await sh(`(printf 'first\\n'; head -c 67108864 /dev/zero) | ${SQ} push ${spool} --lines`);
+    expect(lines.code).toBe(1);
+    expect(lines.stderr).toMatch(/^spoolq: EMSG_TOO_LARGE: line 2 is over 16777216 bytes .* and has no end yet/);
+    expect((await sq(['pop', spool])).stdout).toBe('first\n');
+    expect((await sq(['pop', spool])).code).toBe(3);
   });
 });
 

@@ -4,7 +4,7 @@
  * JSON shape of a message, opening a spool without creating it, and a TTY progress bar.
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { GroupNotFoundError, SpoolqError } from '../errors.js';
+import { GroupNotFoundError, MessageTooLargeError, SpoolqError } from '../errors.js';
 import { checkSpoolExists } from '../existing-spool.js';
 import type { Message } from '../message.js';
 import { checkGroupName } from '../options.js';
@@ -448,9 +448,22 @@ export function progress(label: string, total = 0): Progress {
   };
 }
 
-/** Reads all of stdin. */
-export async function readStdin(): Promise<Buffer> {
+/**
+ * Reads all of stdin as one message body: at most `maxMessageBytes`, plus the newline that
+ * text mode removes. Stops reading at once past that: refusing 1 GB must not hold 1 GB first.
+ */
+export async function readStdin(maxMessageBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  let bytes = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes > maxMessageBytes + 1) {
+      process.stdin.destroy();
+      throw new MessageTooLargeError(
+        `stdin holds over ${maxMessageBytes} bytes, more than one message may (maxMessageBytes); split it, e.g. one message per line with --lines`,
+      );
+    }
+    chunks.push(chunk);
+  }
   return Buffer.concat(chunks);
 }

@@ -122,7 +122,7 @@ export const command: Command = {
       } else if (values.lines) {
         await readLines(process.stdin, mode, q.options.maxMessageBytes, push);
       } else {
-        await push([{ body: strip(await readStdin(), mode), number: 1 }]);
+        await push([{ body: strip(await readStdin(q.options.maxMessageBytes), mode), number: 1 }]);
       }
       if (pushed > 0 && !routes(groups, options.topic)) {
         note(
@@ -174,29 +174,36 @@ function parseJson({ body, number }: Numbered, fromArguments: boolean): unknown 
  * a fast producer gets batches, a slow one (tail -f) gets each line pushed at once.
  */
 async function readLines(input: Readable, mode: Mode, maxMessageBytes: number, push: (lines: Numbered[]) => Promise<void>): Promise<void> {
-  let carry = Buffer.alloc(0);
+  // The line not ended yet, as pieces: joined once at its newline, so a long line costs O(n).
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
   let number = 1;
   const take = (lines: Buffer[]) => {
     const numbered = lines.map((body) => ({ body, number: number++ }));
     return push(mode === 'json' ? numbered.filter((l) => l.body.toString('utf8').trim() !== '') : numbered);
   };
-  for await (const chunk of input) {
-    const data = carry.length > 0 ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
+  for await (const chunk of input as AsyncIterable<Buffer>) {
     const lines: Buffer[] = [];
     let start = 0;
-    for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
-      lines.push(data.subarray(start, mode === 'raw' ? nl + 1 : nl));
+    for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
+      const end = chunk.subarray(start, mode === 'raw' ? nl + 1 : nl);
+      lines.push(pending.length > 0 ? Buffer.concat([...pending, end]) : end);
+      pending = [];
+      pendingBytes = 0;
       start = nl + 1;
     }
-    carry = Buffer.from(data.subarray(start));
-    if (carry.length > maxMessageBytes) {
+    if (start < chunk.length) {
+      pending.push(chunk.subarray(start));
+      pendingBytes += chunk.length - start;
+    }
+    if (pendingBytes > maxMessageBytes) {
       throw new MessageTooLargeError(
         `line ${number + lines.length} is over ${maxMessageBytes} bytes (maxMessageBytes) and has no end yet; is the input really line-oriented? Without --lines all of stdin is one message`,
       );
     }
     if (lines.length > 0) await take(lines);
   }
-  if (carry.length > 0) await take([carry]);
+  if (pendingBytes > 0) await take([Buffer.concat(pending)]);
 }
 
 /** A spool with no group would drop every push: give it 'default', as openQueue(dir) does. */
