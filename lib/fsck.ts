@@ -38,7 +38,7 @@ import { parseLockEntry } from './lock-state.js';
 import { CorruptFileError } from './message-file.js';
 import { parseBucket, parseLeased, parseReady } from './names.js';
 import { checkInteger, DEFAULTS, GROUP_NAME, invalid, MAX_MESSAGE_BYTES_LIMIT } from './options.js';
-import { readMessageFile, TooLargeFileError } from './peek.js';
+import { readMessageFile, TooLargeFileError } from './read-message.js';
 import { TMP_MAX_AGE_MS } from './recovery.js';
 import { parsePattern } from './topics.js';
 

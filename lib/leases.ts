@@ -14,13 +14,13 @@
  */
 import { readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodePayload } from './codec.js';
 import { type DeadCode, moveToDead } from './dead-letters.js';
-import { ensureDir, exists, type Modes, openNoFollow } from './durable-fs.js';
+import { ensureDir, exists, type Modes } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
-import { CorruptFileError, type DecodedFile, decodeFile, HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from './message-file.js';
+import { CorruptFileError, type DecodedFile } from './message-file.js';
 import { formatBucket, formatLeased, formatReady, newToken, parseLeased, parseReady, type ReadyName } from './names.js';
+import { readMessageFile, TooLargeFileError } from './read-message.js';
 import type { IndexEntry } from './ready-index.js';
 
 export interface Lease {
@@ -48,8 +48,6 @@ export interface LeaseSettings {
   modes: Modes;
 }
 
-class TooLargeFileError extends CorruptFileError {}
-
 export class Leases {
   constructor(
     readonly group: GroupPaths,
@@ -72,8 +70,8 @@ export class Leases {
       throw storageError(error, 'claim a message');
     }
     try {
-      const file = await this.#read(this.#leased(lease.name));
-      return { lease, file, data: decodeData(file) };
+      const file = await readMessageFile(this.#leased(lease.name), this.settings.maxMessageBytes);
+      return { lease, file, data: file.data };
     } catch (error) {
       // Gone between our rename and the read: the group was deleted, or the lease expired and
       // another consumer reaped it. Either way it is not ours any more.
@@ -197,35 +195,6 @@ export class Leases {
     }
   }
 
-  async #read(path: string): Promise<DecodedFile> {
-    let handle: Awaited<ReturnType<typeof openNoFollow>>;
-    try {
-      handle = await openNoFollow(path);
-    } catch (error) {
-      if (isErrno(error, 'ELOOP')) throw new CorruptFileError('a symbolic link, not a message file (never followed)');
-      if (isErrno(error, 'ENXIO', 'ENODEV')) throw new CorruptFileError('not a regular file (a socket or a device)');
-      throw error;
-    }
-    try {
-      const info = await handle.stat();
-      if (!info.isFile()) throw new CorruptFileError('not a regular file');
-      const limit = this.settings.maxMessageBytes + HEADER_BYTES + MAX_ATTRIBUTE_BYTES;
-      if (info.size > limit) {
-        throw new TooLargeFileError(`${info.size} bytes, over what maxMessageBytes (${this.settings.maxMessageBytes}) allows; not read`);
-      }
-      const buffer = Buffer.allocUnsafe(info.size);
-      let offset = 0;
-      while (offset < buffer.length) {
-        const { bytesRead } = await handle.read(buffer, offset, buffer.length - offset, offset);
-        if (bytesRead === 0) throw new CorruptFileError(`truncated while reading at byte ${offset}`);
-        offset += bytesRead;
-      }
-      return decodeFile(buffer);
-    } finally {
-      await handle.close();
-    }
-  }
-
   #leased(name: string): string {
     return join(this.group.leased, name);
   }
@@ -235,13 +204,5 @@ export class Leases {
     return new LeaseLostError(
       `Cannot ${action}: the lease was lost (it expired and the message was returned to the queue, or it was settled elsewhere). Nothing was changed; the message will be or was delivered again. Use a longer leaseMs or extend() long work`,
     );
-  }
-}
-
-function decodeData(file: DecodedFile): unknown {
-  try {
-    return decodePayload(file.codec, file.payload);
-  } catch {
-    throw new CorruptFileError('the payload is not valid JSON although its CRC matches');
   }
 }

@@ -9,13 +9,12 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodePayload } from './codec.js';
-import { openNoFollow } from './durable-fs.js';
 import { GroupNotFoundError, isErrno, storageError } from './errors.js';
 import { openExistingSpool } from './existing-spool.js';
-import { CorruptFileError, decodeFile, HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from './message-file.js';
+import { CorruptFileError } from './message-file.js';
 import { parseReady } from './names.js';
 import { type CodecName, checkGroupName, checkInteger, DEFAULTS, invalid } from './options.js';
+import { readMessageFile } from './read-message.js';
 import { listBuckets } from './ready-index.js';
 
 export interface PeekOptions {
@@ -116,48 +115,4 @@ export async function peek(dir: string, options: PeekOptions = {}): Promise<Peek
     throw storageError(error, `peek at group ${group}`);
   }
   return found;
-}
-
-/** A file over what maxMessageBytes allows: a consumer quarantines it unread ('too-large'). */
-export class TooLargeFileError extends CorruptFileError {
-  override name = 'TooLargeFileError';
-}
-
-/**
- * Reads and verifies one message file without following a symlink: CorruptFileError when it is
- * not a valid message (as a consumer would judge it), a system error when it cannot be read.
- */
-export async function readMessageFile(path: string, maxMessageBytes: number) {
-  let handle: Awaited<ReturnType<typeof openNoFollow>>;
-  try {
-    handle = await openNoFollow(path);
-  } catch (error) {
-    if (isErrno(error, 'ELOOP')) throw new CorruptFileError('a symbolic link, not a message file (never followed)');
-    if (isErrno(error, 'ENXIO', 'ENODEV')) throw new CorruptFileError('not a regular file (a socket or a device)');
-    throw error;
-  }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new CorruptFileError('not a regular file');
-    if (info.size > maxMessageBytes + HEADER_BYTES + MAX_ATTRIBUTE_BYTES) {
-      throw new TooLargeFileError(`${info.size} bytes, over what maxMessageBytes (${maxMessageBytes}) allows; not read`);
-    }
-    const buffer = Buffer.allocUnsafe(info.size);
-    let offset = 0;
-    while (offset < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, offset, buffer.length - offset, offset);
-      if (bytesRead === 0) throw new CorruptFileError(`truncated while reading at byte ${offset}`);
-      offset += bytesRead;
-    }
-    const decoded = decodeFile(buffer);
-    let data: unknown;
-    try {
-      data = decodePayload(decoded.codec, decoded.payload);
-    } catch {
-      throw new CorruptFileError('the payload is not valid JSON although its CRC matches');
-    }
-    return { ...decoded, data, dev: info.dev, ino: info.ino, size: info.size };
-  } finally {
-    await handle.close();
-  }
 }

@@ -33,22 +33,29 @@ function matcher(pattern: string): Matcher {
   return match;
 }
 
+/**
+ * Whether a group bound to `patterns` (null: a group made before bindings existed, bound to
+ * '#') receives a message with `topic` (undefined: none).
+ */
+export function acceptor(patterns: readonly string[] | null): (topic: string | undefined) => boolean {
+  if (patterns === null || patterns.includes(MATCH_ALL)) return () => true;
+  const matchers = patterns.flatMap((p) => {
+    try {
+      return [matcher(p)];
+    } catch {
+      return []; // not a valid pattern (written by hand): matches nothing
+    }
+  });
+  return (topic) => topic !== undefined && matchers.some((match) => match(topic));
+}
+
 /** The routes of every group that exists now. */
 export async function readRoutes(spool: Spool): Promise<Route[]> {
   const names = await spool.groupNames();
   return Promise.all(
     names.map(async (name): Promise<Route> => {
       const group = spool.group(name);
-      const patterns = await readPatterns(group);
-      if (patterns === null || patterns.includes(MATCH_ALL)) return { group, accepts: () => true };
-      const matchers = patterns.flatMap((p) => {
-        try {
-          return [matcher(p)];
-        } catch {
-          return []; // not a valid pattern (written by hand): matches nothing
-        }
-      });
-      return { group, accepts: (topic) => topic !== undefined && matchers.some((match) => match(topic)) };
+      return { group, accepts: acceptor(await readPatterns(group)) };
     }),
   );
 }

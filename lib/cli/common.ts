@@ -358,7 +358,24 @@ export async function checkNewGroup(dir: string, group: string, create: boolean)
       `There is no group ${group} in the spool at ${dir} (its groups are: ${names.join(', ')}); pass --create to create it (it then receives every message pushed from now on)`,
     );
   }
-  note(`spoolq: note: created group ${group}; it receives every message pushed from now on (delete it with 'spoolq groups ${dir} delete ${group}')`);
+  note(
+    `spoolq: note: created group ${group}; it receives every message pushed from now on (delete it with 'spoolq groups ${dir} delete ${group}')`,
+  );
+}
+
+/**
+ * Opens `group` to take messages from (created per checkNewGroup's rule) with a stop controller
+ * installed first: a signal while opening must not kill the process.
+ */
+export async function openToConsume(spool: string, group: string, create: boolean): Promise<{ q: RawQueue; stop: StopController }> {
+  const stop = stopController();
+  try {
+    await checkNewGroup(spool, group, create);
+    return { q: await openQueue(spool, { group, codec: 'raw' }), stop };
+  } catch (error) {
+    stop.dispose();
+    throw error;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -390,7 +407,13 @@ export function onStopSignals(handler: (signal: StopSignal, count: number) => vo
 }
 
 /** An AbortSignal aborted by the first stop signal; `stopped` says which one. */
-export function stopController(): { signal: AbortSignal; stopped: () => StopSignal | null; dispose: () => void } {
+export interface StopController {
+  signal: AbortSignal;
+  stopped: () => StopSignal | null;
+  dispose: () => void;
+}
+
+export function stopController(): StopController {
   const controller = new AbortController();
   let stoppedBy: StopSignal | null = null;
   const dispose = onStopSignals((signal) => {

@@ -7,12 +7,12 @@ import { openQueue } from '../queue.js';
 import {
   type BodyMode,
   type Command,
+  checkNewGroup,
   EXIT,
   ExecError,
   expectPositionals,
   framedBody,
   note,
-  checkNewGroup,
   onStopSignals,
   parse,
   parseDuration,

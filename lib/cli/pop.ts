@@ -1,19 +1,16 @@
 /** spoolq pop SPOOL: takes one message, prints it, acks it; exit 3 when none arrived. */
-import { openQueue } from '../queue.js';
 import {
   type Command,
   EXIT,
   expectPositionals,
   framedBody,
   messageJson,
-  checkNewGroup,
+  openToConsume,
   optionalValue,
   out,
   parse,
   parseDuration,
-  type RawQueue,
   signalStatus,
-  stopController,
   UsageError,
 } from './common.js';
 
@@ -70,15 +67,7 @@ export const command: Command = {
     if (values.json && values.raw) throw new UsageError('--json and --raw exclude each other');
     const timeoutMs = values.wait === undefined ? 0 : parseDuration('wait', values.wait, { infinite: true });
     const group = values.group ?? 'default';
-    const stop = stopController(); // first: a signal while opening must not kill the process
-    let q: RawQueue;
-    try {
-      await checkNewGroup(spool, group, values.create === true);
-      q = await openQueue(spool, { group, codec: 'raw' });
-    } catch (error) {
-      stop.dispose();
-      throw error;
-    }
+    const { q, stop } = await openToConsume(spool, group, values.create === true);
     try {
       let message: Awaited<ReturnType<typeof q.pop>>;
       try {

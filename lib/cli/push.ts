@@ -4,7 +4,7 @@ import { MessageEncodeError, MessageTooLargeError } from '../errors.js';
 import type { Durability } from '../options.js';
 import type { PushOptions } from '../publisher.js';
 import { type GroupInfo, openQueue, type Queue } from '../queue.js';
-import { topicMatcher } from '../topics.js';
+import { acceptor } from '../routing.js';
 import { type Command, EXIT, expectPositionals, note, out, parse, parseDuration, parseInteger, readStdin, UsageError } from './common.js';
 
 const SYNOPSIS = 'spoolq push SPOOL [DATA...] [--lines] [--raw | --json] [--priority P] [--delay D] [--topic T] [--header K=V]...';
@@ -217,15 +217,5 @@ async function ensureAGroup(q: Queue<unknown, unknown>, spool: string, durabilit
 
 /** Whether some group receives a message with `topic` (routing.ts's rule). */
 function routes(groups: GroupInfo[], topic: string | undefined): boolean {
-  return groups.some((g) =>
-    g.topics.some((pattern) => {
-      if (pattern === '#') return true;
-      if (topic === undefined) return false;
-      try {
-        return topicMatcher(pattern)(topic);
-      } catch {
-        return false;
-      }
-    }),
-  );
+  return groups.some((g) => acceptor(g.topics)(topic));
 }

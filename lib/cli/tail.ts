@@ -1,18 +1,15 @@
 /** spoolq tail SPOOL: consumes messages and prints each as a JSON line until stopped. */
-import { openQueue } from '../queue.js';
 import {
   type Command,
   EXIT,
   expectPositionals,
   messageJson,
-  checkNewGroup,
+  openToConsume,
   out,
   parse,
   parseDuration,
   parseInteger,
-  type RawQueue,
   settle,
-  stopController,
 } from './common.js';
 import { work } from './work.js';
 
@@ -62,15 +59,7 @@ export const command: Command = {
     const max = values.max === undefined ? undefined : parseInteger('max', values.max, 1);
     const idleMs = values.idle === undefined ? undefined : parseDuration('idle', values.idle);
     const group = values.group ?? 'default';
-    const stop = stopController(); // first: a signal while opening must not kill the process
-    let q: RawQueue;
-    try {
-      await checkNewGroup(spool, group, values.create === true);
-      q = await openQueue(spool, { group, codec: 'raw' });
-    } catch (error) {
-      stop.dispose();
-      throw error;
-    }
+    const { q, stop } = await openToConsume(spool, group, values.create === true);
     try {
       await work(q, { concurrency: 1, max, idleMs, signal: stop.signal }, async (message) => {
         try {
