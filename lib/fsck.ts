@@ -250,7 +250,11 @@ class Checker {
     for (const entry of await readdir(this.#root, { withFileTypes: true })) {
       const path = join(this.#root, entry.name);
       if (FORMAT_TMP.test(entry.name)) {
-        await this.#removable('stale-tmp', path, null, 'a format file left by a spool creation that did not finish');
+        // Only an old one: a spool creation may be between writing it and renaming it now.
+        const info = await lstat(path).catch(() => null);
+        if (info && this.#now - info.mtimeMs > TMP_MAX_AGE_MS) {
+          await this.#removable('stale-tmp', path, null, 'a format file left by a spool creation that did not finish');
+        }
       } else if (!ROOT_ENTRIES.has(entry.name)) {
         this.#stray(path, null, 'not something spoolq writes at the root of a spool');
       } else if (entry.name !== 'spoolq.json' && !entry.isDirectory()) {
@@ -510,7 +514,11 @@ class Checker {
     const letters = new Set(names.filter((n) => !n.endsWith(WHY) && !n.startsWith('.')));
     this.#report.dead += letters.size;
     for (const name of names) {
-      if (!name.endsWith(WHY) || letters.has(name.slice(0, -WHY.length))) continue;
+      const letter = name.slice(0, -WHY.length);
+      if (!name.endsWith(WHY) || letters.has(letter)) continue;
+      // A listing of a large dead/ is not a snapshot: a letter renamed in during it can be
+      // missed while its new reason is seen. Look again before calling the reason an orphan.
+      if (await exists(join(group.dead, letter))) continue;
       await this.#removable('orphan-reason', join(group.dead, name), group, 'the reason of a dead letter that is gone');
     }
   }

@@ -27,6 +27,8 @@ export const EXIT = Object.freeze({
   NOTHING: 3,
   /** fsck: problems remain (run with --repair, or see the report). */
   PROBLEMS: 4,
+  /** consume: some command failed (its message was nacked); as xargs(1), so never one of ours. */
+  COMMAND_FAILED: 123,
   /** A command to run was found but cannot be executed. */
   CANNOT_EXEC: 126,
   /** A command to run was not found. */

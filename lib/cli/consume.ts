@@ -63,9 +63,9 @@ Options:
                           renews it every third of it while CMD runs (default 30s)
   -h, --help              this help
 
-Exit: 0 when every command exited 0; else the status of the last command that failed (its
-message was nacked); 126/127 when CMD cannot be run (consume stops at once: a typo must not
-turn every message into a dead letter); 1 error.
+Exit: 0 when every command exited 0; 123 when some command failed (its message was nacked), as
+with xargs; 126/127 when CMD cannot be run (consume stops at once: a typo must not turn every
+message into a dead letter); 1 error.
 
 Examples:
   spoolq consume /tmp/q --exec 'cat >> out.txt'
@@ -130,7 +130,7 @@ export const command: Command = {
       dispose();
       throw error;
     }
-    let lastFailure = 0;
+    let failed = false;
     let cannotRun: ExecError | null = null;
     const env = { SPOOLQ_GROUP: group, SPOOLQ_SPOOL: resolve(spool) };
     try {
@@ -140,7 +140,7 @@ export const command: Command = {
           await settle(message, 'ack');
           return;
         }
-        lastFailure = status;
+        failed = true;
         const why = status > 128 && status < 128 + 65 ? `killed by signal ${status - 128}` : `exited with status ${status}`;
         if (status === EXIT.CANNOT_EXEC || status === EXIT.NOT_FOUND) {
           await settle(message, { delayMs: 0, reason: `the command could not be run (${why})` });
@@ -158,7 +158,7 @@ export const command: Command = {
       await q.close();
     }
     if (cannotRun) throw cannotRun;
-    return lastFailure;
+    return failed ? EXIT.COMMAND_FAILED : EXIT.OK;
   },
 };
 
