@@ -81,7 +81,9 @@ export class Receiver<T> {
     signal?.throwIfAborted();
     if (this.#closed) throw new ClosedError('The queue is closed; open it again to pop');
     const deadline = Date.now() + timeoutMs;
-    await this.#start();
+    // The watcher (chokidar takes ~100 ms to be ready) is only for waiting: a pop that will not
+    // wait looks once without it.
+    if (timeoutMs > 0) await this.#start();
     for (;;) {
       if (this.#closed) return null;
       let message: Message<T> | null;
