@@ -1,7 +1,7 @@
-/** Small helpers shared by the benchmarks: temp dirs, clocks, percentiles, formatting. */
+/** Small helpers shared by the benchmarks: temp dirs, clocks, rounds, percentiles, formatting, the machine. */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 
 /** The built library, imported as users import it (`npm run bench` builds first). */
@@ -70,6 +70,48 @@ export function summarize(values) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Splits `total` into `rounds` near-equal parts; round r gets part r. */
+export const roundShare = (total, rounds, r) => Math.floor(total / rounds) + (r < total % rounds ? 1 : 0);
+
+/**
+ * `interleaved(runs)` for `rounds` rounds in `ws`: runs each of `runs` (name → (round) => rate)
+ * once per round, rotating the order every round, after flushing the file system (`sync -f`);
+ * sums them per name, and keeps each round (for the ratios and their range).
+ */
+export function interleaver(ws, rounds) {
+  return async (runs) => {
+    const names = Object.keys(runs);
+    const per = Object.fromEntries(names.map((n) => [n, []]));
+    for (let r = 0; r < rounds; r++) {
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(r + k) % names.length];
+        await ws.settle();
+        per[name].push(await runs[name](r));
+      }
+    }
+    return Object.fromEntries(
+      names.map((n) => {
+        const count = per[n].reduce((s, x) => s + x.count, 0);
+        const ms = per[n].reduce((s, x) => s + x.ms, 0);
+        return [n, { ...rate(count, ms), rounds: per[n] }];
+      }),
+    );
+  };
+}
+
+/**
+ * a's time per message ÷ (scaleB × b's), computed per round (the two ran in the same round) and
+ * summarized as the median round with the range: robust to a stall of the machine in one round.
+ * This is the floor ratio of bench/README.md (< 1: a is faster).
+ */
+export function roundRatio(a, b, scaleB = 1) {
+  const list = a.rounds.map((x, i) => x.usPerMsg / (scaleB * b.rounds[i].usPerMsg)).sort((x, y) => x - y);
+  return { median: percentile(list, 50), min: list[0], max: list.at(-1) };
+}
+
+/** A roundRatio as a table cell: "median× (min×–max×)", or '–' without one. */
+export const ratioCell = (r) => (r ? `${fmt.ratio(r.median)}${r.max > r.min ? ` (${fmt.ratio(r.min)}–${fmt.ratio(r.max)})` : ''}` : '–');
+
 /** A throughput result from a count and an elapsed time. */
 export function rate(count, ms) {
   return { count, ms, usPerMsg: (ms * 1000) / count, perSec: (count * 1000) / ms };
@@ -82,3 +124,44 @@ export const fmt = {
   ratio: (v) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '–'),
   mb: (kb) => (Number.isFinite(kb) ? `${(kb / 1024).toFixed(0)} MB` : '–'),
 };
+
+/** Load average and CPU pressure (PSI): how busy the shared machine was around a run. */
+export async function loadLine() {
+  const read = (f) => readFile(f, 'utf8').catch(() => '');
+  const loadavg = (await read('/proc/loadavg')).split(' ').slice(0, 3).join(' ');
+  const cpu = /avg60=([\d.]+)/.exec(await read('/proc/pressure/cpu'))?.[1];
+  return `load average ${loadavg || '?'}${cpu ? `, CPU pressure (some, avg60) ${cpu}%` : ''}`;
+}
+
+/** The machine a run's results come from (each runner adds its own fields). */
+export function machineInfo() {
+  return {
+    date: new Date().toISOString(),
+    cpus: availableParallelism(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memGiB: +(totalmem() / 2 ** 30).toFixed(1),
+    kernel: release(),
+    node: process.version,
+    tmpdir: tmpdir(),
+  };
+}
+
+/**
+ * The printed report of a run: `print(line)` logs a line and keeps it; `save(dir, results)`
+ * writes the lines to `dir`<date>.md and `results` to `dir`<date>.json (date: results.machine.date).
+ */
+export function report() {
+  const lines = [];
+  return {
+    print: (line = '') => {
+      lines.push(line);
+      console.log(line);
+    },
+    async save(dir, results) {
+      await mkdir(dir, { recursive: true });
+      const stamp = results.machine.date.replace(/[:.]/g, '-');
+      await writeFile(new URL(`${stamp}.md`, dir), `${lines.join('\n')}\n`);
+      await writeFile(new URL(`${stamp}.json`, dir), `${JSON.stringify(results, null, 2)}\n`);
+    },
+  };
+}

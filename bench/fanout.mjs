@@ -32,7 +32,7 @@ import { constants as C } from 'node:fs';
 import { link, mkdir, open, readdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DIST, fmt, nowMs, PAYLOAD, percentile, rate, Workspace } from './common.mjs';
+import { DIST, fmt, interleaver, loadLine, nowMs, PAYLOAD, rate, ratioCell, roundRatio, roundShare, Workspace } from './common.mjs';
 
 const { openQueue } = await import(DIST);
 
@@ -207,13 +207,6 @@ export function fanoutRuns({ durability, kind, share, ws }) {
   return runs;
 }
 
-/** a ÷ b per round (they ran in the same round): the median round and the range. */
-export function roundRatio(a, b, scaleB = 1) {
-  const list = a.rounds.map((x, i) => x.usPerMsg / (scaleB * b.rounds[i].usPerMsg)).sort((x, y) => x - y);
-  return { median: percentile(list, 50), min: list[0], max: list.at(-1) };
-}
-export const ratioCell = (r) => (r ? `${fmt.ratio(r.median)}${r.max > r.min ? ` (${fmt.ratio(r.min)}–${fmt.ratio(r.max)})` : ''}` : '–');
-
 /** Which floor each workload is compared with, and how many floor messages one message is. */
 const FLOOR_OF = {
   floor1: null,
@@ -261,7 +254,7 @@ export async function fanoutBench({
   const totals = {};
   for (const durability of durabilities) {
     const total = counts[durability];
-    const share = (r) => Math.floor(total / rounds) + (r < total % rounds ? 1 : 0);
+    const share = (r) => roundShare(total, rounds, r);
     totals[durability] = {};
     for (const kind of kinds) {
       const t = await interleaved(fanoutRuns({ durability, kind, share, ws }));
@@ -342,36 +335,6 @@ export async function fanoutBench({
   }
   print();
   return results;
-}
-
-/** Like run.mjs: each run once per round, order rotated, after `sync -f`; totals with the rounds. */
-export function interleaver(ws, rounds) {
-  return async (runs) => {
-    const names = Object.keys(runs);
-    const per = Object.fromEntries(names.map((n) => [n, []]));
-    for (let r = 0; r < rounds; r++) {
-      for (let k = 0; k < names.length; k++) {
-        const name = names[(r + k) % names.length];
-        await ws.settle();
-        per[name].push(await runs[name](r));
-      }
-    }
-    return Object.fromEntries(
-      names.map((n) => {
-        const count = per[n].reduce((s, x) => s + x.count, 0);
-        const ms = per[n].reduce((s, x) => s + x.ms, 0);
-        return [n, { ...rate(count, ms), rounds: per[n] }];
-      }),
-    );
-  };
-}
-
-async function loadLine() {
-  const { readFile } = await import('node:fs/promises');
-  const read = (f) => readFile(f, 'utf8').catch(() => '');
-  const loadavg = (await read('/proc/loadavg')).split(' ').slice(0, 3).join(' ');
-  const cpu = /avg60=([\d.]+)/.exec(await read('/proc/pressure/cpu'))?.[1];
-  return `load average ${loadavg || '?'}${cpu ? `, CPU pressure (some, avg60) ${cpu}%` : ''}`;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -11,10 +11,21 @@
  * BENCH_SAMPLES, BENCH_ONLY, BENCH_QUICK=1.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { fmt, percentile, rate, summarize, Workspace } from './common.mjs';
+import {
+  fmt,
+  interleaver,
+  loadLine,
+  machineInfo,
+  rate,
+  ratioCell,
+  report,
+  roundRatio,
+  roundShare,
+  summarize,
+  Workspace,
+} from './common.mjs';
 import { drainWorkload } from './drain.mjs';
 import { fanoutBench } from './fanout.mjs';
 import { claimFloor, writeFloor } from './floor.mjs';
@@ -41,50 +52,11 @@ const config = {
 };
 
 const ws = new Workspace();
-const out = [];
-const print = (line = '') => {
-  out.push(line);
-  console.log(line);
-};
+const { print, save } = report();
 const results = { config, machine: machine(), push: [], drain: [], latency: [], fanout: null };
 
-/** Splits `total` into `rounds` near-equal parts. */
-const share = (total, r) => Math.floor(total / config.rounds) + (r < total % config.rounds ? 1 : 0);
-
-/**
- * Runs each of `runs` (name → (round) => rate) once per round, rotating the order every round,
- * after flushing the file system; sums them per name, and keeps each round (for the ratios
- * and their range).
- */
-async function interleaved(runs) {
-  const names = Object.keys(runs);
-  const per = Object.fromEntries(names.map((n) => [n, []]));
-  for (let r = 0; r < config.rounds; r++) {
-    for (let k = 0; k < names.length; k++) {
-      const name = names[(r + k) % names.length];
-      await ws.settle();
-      per[name].push(await runs[name](r));
-    }
-  }
-  const total = Object.fromEntries(
-    names.map((n) => {
-      const count = per[n].reduce((s, x) => s + x.count, 0);
-      const ms = per[n].reduce((s, x) => s + x.ms, 0);
-      return [n, { ...rate(count, ms), rounds: per[n] }];
-    }),
-  );
-  return total;
-}
-
-/**
- * spoolq time ÷ floor time per message, computed per round (the two ran back to back) and
- * summarized as the median round with the range: robust to a stall of the machine in one round.
- */
-function ratio(a, b) {
-  const list = a.rounds.map((x, i) => x.usPerMsg / b.rounds[i].usPerMsg).sort((x, y) => x - y);
-  return { median: percentile(list, 50), min: list[0], max: list.at(-1) };
-}
-const ratioCell = (r) => `${fmt.ratio(r.median)}${r.max > r.min ? ` (${fmt.ratio(r.min)}–${fmt.ratio(r.max)})` : ''}`;
+const share = (total, r) => roundShare(total, config.rounds, r);
+const interleaved = interleaver(ws, config.rounds);
 
 async function benchPush() {
   print('### Push throughput (one producer process, 256 B, one group)');
@@ -107,7 +79,7 @@ async function benchPush() {
             ? async (r) => writeFloor(await ws.dir('raw16'), { count: share(total, r), sync, concurrency: 16 })
             : async (r) => pushWorkload(await ws.spool(`push-${kind}`), { kind, durability, count: share(total, r) }),
       });
-      const r = ratio(t.spoolq, t.floor);
+      const r = roundRatio(t.spoolq, t.floor);
       results.push.push({ kind, durability, spoolq: t.spoolq, floor: t.floor, ratio: r });
       print(
         `| ${label} | ${durability} | ${t.spoolq.count} | ${fmt.us(t.spoolq.usPerMsg)} | ${fmt.rate(t.spoolq.perSec)} | ` +
@@ -144,8 +116,8 @@ async function benchDrain() {
         return d;
       },
     });
-    const claim = ratio(t.spoolq, t.claim);
-    const write = ratio(t.spoolq, t.write);
+    const claim = roundRatio(t.spoolq, t.claim);
+    const write = roundRatio(t.spoolq, t.write);
     results.drain.push({
       consumers,
       spoolq: t.spoolq,
@@ -220,29 +192,12 @@ async function benchFanout() {
   });
 }
 
-/** Load average and CPU pressure (PSI): how busy the shared machine was around the run. */
-async function load() {
-  const read = (f) => readFile(f, 'utf8').catch(() => '');
-  const loadavg = (await read('/proc/loadavg')).split(' ').slice(0, 3).join(' ');
-  const cpu = /avg60=([\d.]+)/.exec(await read('/proc/pressure/cpu'))?.[1];
-  return `load average ${loadavg || '?'}${cpu ? `, CPU pressure (some, avg60) ${cpu}%` : ''}`;
-}
-
 function machine() {
   let fs = 'unknown';
   try {
     fs = execFileSync('df', ['-T', tmpdir()], { encoding: 'utf8' }).split('\n')[1].split(/\s+/)[1];
   } catch {}
-  return {
-    date: new Date().toISOString(),
-    cpus: availableParallelism(),
-    cpu: cpus()[0]?.model ?? 'unknown',
-    memGiB: +(totalmem() / 2 ** 30).toFixed(1),
-    kernel: release(),
-    node: process.version,
-    tmpdir: tmpdir(),
-    fs,
-  };
+  return { ...machineInfo(), fs };
 }
 
 const started = Date.now();
@@ -254,7 +209,7 @@ try {
   print(
     `Rounds ${config.rounds}; messages per workload: ${config.count.none} (none), ${config.count.fsync} (fsync); latency samples ${config.samples}.`,
   );
-  results.loadBefore = await load();
+  results.loadBefore = await loadLine();
   print(`Before: ${results.loadBefore}.`);
   print();
   // Warm-up (untimed): JIT of both code paths and the directory caches.
@@ -264,13 +219,9 @@ try {
   if (config.only.has('drain')) await benchDrain();
   if (config.only.has('latency')) await benchLatency();
   if (config.only.has('fanout')) await benchFanout();
-  results.loadAfter = await load();
+  results.loadAfter = await loadLine();
   print(`After: ${results.loadAfter}. Total time ${((Date.now() - started) / 1000).toFixed(0)} s.`);
-  const dir = new URL('./results/', import.meta.url);
-  await mkdir(dir, { recursive: true });
-  const stamp = results.machine.date.replace(/[:.]/g, '-');
-  await writeFile(new URL(`${stamp}.md`, dir), `${out.join('\n')}\n`);
-  await writeFile(new URL(`${stamp}.json`, dir), `${JSON.stringify(results, null, 2)}\n`);
+  await save(new URL('./results/', import.meta.url), results);
 } finally {
   await ws.cleanup();
 }

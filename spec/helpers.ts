@@ -27,12 +27,35 @@ export async function cleanup(): Promise<void> {
   await Promise.all(made.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 }
 
-export interface Child {
+/** A child process whose stdout and stderr are collected as text. */
+export interface Output {
   proc: ChildProcess;
   stdout: () => string;
   stderr: () => string;
   /** Resolves with the exit code (or the signal name) when the process ends. */
   exited: Promise<number | string>;
+}
+
+/**
+ * Collects `proc`'s stdout and stderr as text. `exited` resolves on the process's `until` event:
+ * 'exit', or 'close' (its stdio closed too, so the output is complete). `onStdout` runs after
+ * each chunk of stdout.
+ */
+export function collectOutput(proc: ChildProcess, until: 'exit' | 'close' = 'exit', onStdout?: () => void): Output {
+  let out = '';
+  let err = '';
+  proc.stdout?.on('data', (d) => {
+    out += d;
+    onStdout?.();
+  });
+  proc.stderr?.on('data', (d) => {
+    err += d;
+  });
+  const exited = new Promise<number | string>((resolve) => proc.once(until, (code, signal) => resolve(code ?? signal ?? -1)));
+  return { proc, stdout: () => out, stderr: () => err, exited };
+}
+
+export interface Child extends Output {
   /** Resolves when a line of stdout satisfies `test`. */
   line: (test: (line: string) => boolean, timeoutMs?: number) => Promise<string>;
 }
@@ -43,21 +66,14 @@ export function runFixture(name: string, args: string[], env: NodeJS.ProcessEnv 
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  let err = '';
   const listeners = new Set<() => void>();
-  proc.stdout?.on('data', (d) => {
-    out += d;
+  const output = collectOutput(proc, 'exit', () => {
     for (const l of listeners) l();
   });
-  proc.stderr?.on('data', (d) => {
-    err += d;
-  });
-  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const line = (test: (line: string) => boolean, timeoutMs = 20_000) =>
     new Promise<string>((resolve, reject) => {
       const check = () => {
-        const found = out.split('\n').find(test);
+        const found = output.stdout().split('\n').find(test);
         if (found !== undefined) {
           listeners.delete(check);
           clearTimeout(timer);
@@ -66,12 +82,12 @@ export function runFixture(name: string, args: string[], env: NodeJS.ProcessEnv 
       };
       const timer = setTimeout(() => {
         listeners.delete(check);
-        reject(new Error(`no matching line from ${name} within ${timeoutMs} ms; stdout:\n${out}\nstderr:\n${err}`));
+        reject(new Error(`no matching line from ${name} within ${timeoutMs} ms; stdout:\n${output.stdout()}\nstderr:\n${output.stderr()}`));
       }, timeoutMs);
       listeners.add(check);
       check();
     });
-  return { proc, stdout: () => out, stderr: () => err, exited, line };
+  return { ...output, line };
 }
 
 /** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
@@ -85,23 +101,23 @@ export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, e
   }
 }
 
+/** Rejects if `promise` does not settle within `ms` (bounds hangs; not a speed assertion). */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Every file below `dir`, as paths relative to it. */
 export async function listFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(dir.length + 1));
 }
 
-/** mulberry32: a small seeded generator, so that a failing run's random choices can be replayed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, seeded: a failing run's random choices can be replayed (shared with the fixture processes). */
+export { seededRandom } from './fixtures/seeded-random.mjs';
 
 /**
  * fast-check run parameters: `numRuns`, overridden by SPOOLQ_FC_RUNS; SPOOLQ_FC_SEED and

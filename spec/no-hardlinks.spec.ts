@@ -15,8 +15,9 @@ import { link, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile }
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openQueue, type Queue } from '../lib/index.js';
+import { openQueue } from '../lib/index.js';
 import { FIXTURES, listFiles, runFixture, waitFor } from './helpers.js';
+import { drain, groupMessageFiles } from './pubsub-helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 const FS = join(FIXTURES, 'nolink-fs.py');
@@ -48,22 +49,6 @@ function isMounted(path: string): Promise<string | undefined> {
 /** Runs a command; resolves to its exit status (null if it could not run). */
 function run(cmd: string, args: string[]): number | null {
   return spawnSync(cmd, args, { stdio: 'ignore', timeout: 10_000 }).status;
-}
-
-/** Pops everything due (acking it) and returns data and topic, in order. */
-async function drain(q: Queue<unknown>): Promise<Array<{ data: unknown; topic: string | undefined }>> {
-  const got: Array<{ data: unknown; topic: string | undefined }> = [];
-  for (;;) {
-    const m = await q.pop({ timeoutMs: 0 });
-    if (!m) return got;
-    got.push({ data: m.data, topic: m.topic });
-    await m.ack();
-  }
-}
-
-/** Every file left under a spool's groups/<g>/{ready,leased,dead}/. */
-async function messageFiles(spool: string): Promise<string[]> {
-  return (await listFiles(join(spool, 'groups'))).filter((f) => /^[^/]+\/(ready|leased|dead)\//.test(f));
 }
 
 describe.skipIf(skipped !== null)('a spool on a file system without hard links (FUSE, link() → EPERM)', () => {
@@ -225,7 +210,7 @@ describe.skipIf(skipped !== null)('a spool on a file system without hard links (
     expect(await drain(b)).toEqual(expected.B);
 
     // Drained clean: no message file in any group, nothing in tmp/, no .fuse_hidden leftovers.
-    expect(await messageFiles(spool)).toEqual([]);
+    expect(await groupMessageFiles(spool)).toEqual([]);
     expect(await readdir(join(spool, 'tmp'))).toEqual([]);
     for (const q of [a, b, c]) expect(await q.stats()).toMatchObject({ ready: 0, leased: 0, delayed: 0, dead: 0 });
     expect((await listFiles(backing)).filter((f) => f.includes('.fuse_hidden'))).toEqual([]);
@@ -252,7 +237,7 @@ describe.skipIf(skipped !== null)('a spool on a file system without hard links (
     expect(result).toEqual({ got: want, timedOut: false });
     expect(await drain(all)).toEqual(sent);
 
-    expect(await messageFiles(spool)).toEqual([]);
+    expect(await groupMessageFiles(spool)).toEqual([]);
     expect(await readdir(join(spool, 'tmp'))).toEqual([]);
     await all.close();
     await pub.close();

@@ -8,46 +8,15 @@
  * they wait with deadlines and never rely on a fixed sleep being long enough.
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { afterEach, describe, expect, it } from 'vitest';
-import { openQueue, type Queue } from '../lib/index.js';
-import { type Child, cleanup, listFiles, runFixture, spoolPath, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { useHarness } from './harness.js';
+import { type Child, listFiles, spoolPath, waitFor, within } from './helpers.js';
 
-const children: Child[] = [];
-const queues: Queue[] = [];
-
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGKILL');
-    await child.exited;
-  }
-  await Promise.all(queues.splice(0).map((q) => q.close()));
-  await cleanup();
-});
-
-function spawn(name: string, args: string[]): Child {
-  const child = runFixture(name, args);
-  children.push(child);
-  return child;
-}
-
-async function open(spool: string): Promise<Queue> {
-  const q = await openQueue(spool, { durability: 'none' });
-  queues.push(q);
-  return q;
-}
+const { spawn, open } = useHarness({ durability: 'none' });
 
 /** For the tests that move thousands of messages through several processes on a busy machine. */
 const SLOW = { timeout: 120_000 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Rejects if `promise` does not settle within `ms`. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** The JSON events a fixture printed, one per line. */
 function events(child: Child): Array<Record<string, any>> {

@@ -17,61 +17,16 @@
  */
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type Message, openQueue, type Queue, type Subscription } from '../lib/index.js';
-import { type Child, cleanup, listFiles, runFixture, spoolPath, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { type Message, openQueue, type Subscription } from '../lib/index.js';
+import { useHarness } from './harness.js';
+import { type Child, spoolPath, waitFor, within } from './helpers.js';
+import { matches, readyFiles } from './pubsub-helpers.js';
 
-const children: Child[] = [];
-const queues: Queue[] = [];
-
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGKILL');
-    await child.exited;
-  }
-  await Promise.all(queues.splice(0).map((q) => q.close()));
-  await cleanup();
-});
+const { spawn, open } = useHarness();
 
 const SLOW = { timeout: 90_000 };
 const now = () => process.hrtime.bigint();
-
-function spawn(name: string, args: string[]): Child {
-  const child = runFixture(name, args);
-  children.push(child);
-  return child;
-}
-
-async function open(spool: string, options: Parameters<typeof openQueue>[1]): Promise<Queue> {
-  const q = await openQueue(spool, options);
-  queues.push(q);
-  return q;
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** AMQP topic matching, independent of lib/topics.ts; no topic matches only '#' itself. */
-function matches(pattern: string, topic: string | undefined): boolean {
-  if (pattern === '#') return true;
-  if (topic === undefined) return false;
-  const p = pattern.split('.');
-  const t = topic.split('.');
-  const go = (i: number, j: number): boolean => {
-    if (i === p.length) return j === t.length;
-    if (p[i] === '#') {
-      for (let k = j; k <= t.length; k++) if (go(i + 1, k)) return true;
-      return false;
-    }
-    return j < t.length && (p[i] === '*' || p[i] === t[j]) && go(i + 1, j + 1);
-  };
-  return go(0, 0);
-}
 
 /** One push or pushMany of a stream producer: when it was called and resolved, and what it pushed. */
 interface Op {
@@ -125,12 +80,6 @@ async function progress(producers: Child[], n: number): Promise<void> {
   await waitFor(() => producers.every((p, i) => resolvedCount(p) >= (targets[i] as number)), 30_000, 10).catch(() => {
     throw new Error(`producers stalled: ${producers.map((p) => `${resolvedCount(p)}\n${p.stderr()}`).join('; ')}`);
   });
-}
-
-/** The ids in a group's ready/ (nobody consumes these groups), with their paths. */
-async function readyNames(spool: string, group: string): Promise<Map<string, string>> {
-  const ready = join(spool, 'groups', group, 'ready');
-  return new Map((await listFiles(ready)).map((f) => [f.split('/').pop()?.split('-')[2] as string, join(ready, f)]));
 }
 
 /**
@@ -305,7 +254,7 @@ describe('groups created and rebound while producer processes push', () => {
     expect(new Set(got5).size).toBe(got5.length);
 
     const held = new Map<string, Set<string>>();
-    for (const g of ['base', ...ON_DISK]) held.set(g, new Set((await readyNames(spool, g)).keys()));
+    for (const g of ['base', ...ON_DISK]) held.set(g, new Set((await readyFiles(spool, g)).keys()));
     held.set('g5', new Set(got5));
     expect(held.get('base')).toEqual(ids); // nothing lost, nothing invented
     for (const [g, set] of held)
@@ -325,7 +274,7 @@ describe('groups created and rebound while producer processes push', () => {
     // One inode per message, one name per group that holds it (g5 acked its own).
     const onDisk = ['base', ...ON_DISK];
     const paths = new Map<string, string[]>();
-    for (const g of onDisk) for (const [id, path] of await readyNames(spool, g)) paths.set(id, [...(paths.get(id) ?? []), path]);
+    for (const g of onDisk) for (const [id, path] of await readyFiles(spool, g)) paths.set(id, [...(paths.get(id) ?? []), path]);
     const wrong: unknown[] = [];
     for (const [id, names] of paths) {
       const stats = await Promise.all(names.map((p) => lstat(p)));
@@ -412,7 +361,7 @@ describe('deleteGroup while producer processes push', () => {
       expect(new Set(keepIds)).toEqual(ids);
       expect(lines(keep, 'E ')).toEqual([]);
       const orderIds = new Set(all.filter((op) => matches('orders.#', op.topic)).flatMap((op) => op.ids));
-      expect(new Set((await readyNames(spool, 'orders')).keys())).toEqual(orderIds);
+      expect(new Set((await readyFiles(spool, 'orders')).keys())).toEqual(orderIds);
 
       expect(await admin.groups()).toEqual([
         { name: 'keep', topics: ['#'] },
@@ -503,7 +452,7 @@ describe('deleteGroup while producer processes push', () => {
         await remove();
         await create(['orders.*']);
         await progress(producers, 4);
-        snapshots.push(new Set((await readyNames(spool, 'flip')).keys()));
+        snapshots.push(new Set((await readyFiles(spool, 'flip')).keys()));
         await remove();
         await create(['#']);
       }

@@ -16,64 +16,16 @@
  */
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { openQueue, type Queue } from '../lib/index.js';
-import { type Child, cleanup, listFiles, runFixture, spoolPath, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { openQueue } from '../lib/index.js';
+import { useHarness } from './harness.js';
+import { type Child, listFiles, spoolPath, waitFor, within } from './helpers.js';
+import { matches, readyFiles } from './pubsub-helpers.js';
 
-const children: Child[] = [];
-const queues: Queue[] = [];
-
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGKILL');
-    await child.exited;
-  }
-  await Promise.all(queues.splice(0).map((q) => q.close()));
-  await cleanup();
-});
+const { spawn, open } = useHarness({ durability: 'none' });
 
 const SLOW = { timeout: 90_000 };
 
-function spawn(name: string, args: string[]): Child {
-  const child = runFixture(name, args);
-  children.push(child);
-  return child;
-}
-
-async function open(spool: string, options: Parameters<typeof openQueue>[1]): Promise<Queue> {
-  const q = await openQueue(spool, { durability: 'none', ...options });
-  queues.push(q);
-  return q;
-}
-
-/** Rejects if `promise` does not settle within `ms` (bounds hangs; not a speed assertion). */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/**
- * An AMQP topic matcher independent of lib/topics.ts: words split on '.', '*' is exactly one
- * word, '#' zero or more. A message without a topic matches only the pattern '#' itself.
- */
-function matches(pattern: string, topic: string | undefined): boolean {
-  if (pattern === '#') return true;
-  if (topic === undefined) return false;
-  const p = pattern.split('.');
-  const t = topic.split('.');
-  const go = (i: number, j: number): boolean => {
-    if (i === p.length) return j === t.length;
-    if (p[i] === '#') {
-      for (let k = j; k <= t.length; k++) if (go(i + 1, k)) return true;
-      return false;
-    }
-    return j < t.length && (p[i] === '*' || p[i] === t[j]) && go(i + 1, j + 1);
-  };
-  return go(0, 0);
-}
 const routedTo = (patterns: readonly string[], topic: string | undefined) => patterns.some((p) => matches(p, topic));
 
 interface Pushed {
@@ -175,12 +127,6 @@ function checkFifo(got: Delivery[]): void {
   }
 }
 
-/** The ready names of a group: id → absolute path. */
-async function readyNames(spool: string, group: string): Promise<Map<string, string>> {
-  const ready = join(spool, 'groups', group, 'ready');
-  return new Map((await listFiles(ready)).map((f) => [f.split('/').pop()?.split('-')[2] as string, join(ready, f)]));
-}
-
 /** Files that are messages or parts of one: anything in tmp/, and in a group's ready/, leased/, dead/. */
 async function messageFiles(spool: string): Promise<string[]> {
   return (await listFiles(spool)).filter((f) => /^(tmp\/|groups\/[^/]+\/(ready|leased|dead)\/)/.test(f));
@@ -192,7 +138,7 @@ async function messageFiles(spool: string): Promise<string[]> {
  */
 async function checkLinks(spool: string, groups: readonly string[], links: (id: string) => number): Promise<number> {
   const names = new Map<string, string[]>();
-  for (const g of groups) for (const [id, path] of await readyNames(spool, g)) names.set(id, [...(names.get(id) ?? []), path]);
+  for (const g of groups) for (const [id, path] of await readyFiles(spool, g)) names.set(id, [...(names.get(id) ?? []), path]);
   const wrong: unknown[] = [];
   const inodes = new Set<number>();
   for (const [id, paths] of names) {
@@ -262,7 +208,7 @@ describe('3 groups, 2 producer processes, a consumer process per group', () => {
 
       // Before any consumer runs: each group holds exactly its messages; one inode per message,
       // with one name per group it was routed to.
-      for (const g of groups) expect(new Set((await readyNames(spool, g)).keys())).toEqual(only(g));
+      for (const g of groups) expect(new Set((await readyFiles(spool, g)).keys())).toEqual(only(g));
       expect(await checkLinks(spool, groups, k)).toBe(pushed.length);
       expect(await readdir(join(spool, 'tmp'))).toEqual([]);
       for (const g of groups) expect(await admin.stats(g)).toMatchObject({ ready: only(g).size, leased: 0, dead: 0 });
@@ -272,14 +218,14 @@ describe('3 groups, 2 producer processes, a consumer process per group', () => {
       checkDeliveries(a, only('A'), byId);
       checkFifo(a);
       expect(await admin.stats('A')).toMatchObject({ ready: 0, leased: 0, delayed: 0, dead: 0 });
-      for (const g of ['B', 'C']) expect(new Set((await readyNames(spool, g)).keys())).toEqual(only(g));
+      for (const g of ['B', 'C']) expect(new Set((await readyFiles(spool, g)).keys())).toEqual(only(g));
       expect(await admin.stats('C')).toMatchObject({ ready: only('C').size, leased: 0, dead: 0 });
       await checkLinks(spool, ['B', 'C'], (id) => k(id) - (only('A').has(id) ? 1 : 0));
 
       // B (two handlers at once): C still holds all its messages, each now with a single name.
       const b = await consumeAll(await startConsumer(spool, 'B', 2), only('B').size);
       checkDeliveries(b, only('B'), byId);
-      expect(new Set((await readyNames(spool, 'C')).keys())).toEqual(only('C'));
+      expect(new Set((await readyFiles(spool, 'C')).keys())).toEqual(only('C'));
       await checkLinks(spool, ['C'], () => 1);
 
       // C, the last group: after its acks no name of any message is left anywhere.

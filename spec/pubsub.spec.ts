@@ -10,36 +10,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Message, openQueue, type Queue } from '../lib/index.js';
-import { cleanup, FIXTURES, listFiles, spoolPath, waitFor } from './helpers.js';
+import { cleanup, FIXTURES, spoolPath, waitFor } from './helpers.js';
+import { drain, groupMessageFiles, readyFiles } from './pubsub-helpers.js';
 
 afterEach(cleanup);
 
 const run = promisify(execFile);
 const hasStrace = spawnSync('strace', ['-V'], { stdio: 'ignore' }).status === 0;
 if (!hasStrace) console.log('pubsub.spec: strace is not on PATH, so the forced copy fallback test is skipped');
-
-/** Pops everything due in `q` (acking it) and returns the bodies, in order. */
-async function drain(q: Queue<unknown>): Promise<Array<{ data: unknown; topic: string | undefined }>> {
-  const got: Array<{ data: unknown; topic: string | undefined }> = [];
-  for (;;) {
-    const m = await q.pop({ timeoutMs: 0 });
-    if (!m) return got;
-    got.push({ data: m.data, topic: m.topic });
-    await m.ack();
-  }
-}
-
-/** The ready files of a group (absolute paths), by message id. */
-async function readyFiles(spool: string, group: string): Promise<Map<string, string>> {
-  const ready = join(spool, 'groups', group, 'ready');
-  const files = await listFiles(ready);
-  return new Map(files.map((f) => [f.split('/').pop()?.split('-')[2] as string, join(ready, f)]));
-}
-
-/** Every message file left in the spool's groups (ready, leased or dead). */
-async function messageFiles(spool: string): Promise<string[]> {
-  return (await listFiles(join(spool, 'groups'))).filter((f) => /^[^/]+\/(ready|leased|dead)\//.test(f));
-}
 
 describe('routing by topic', () => {
   it('each group receives the messages its patterns match, with m.topic', async () => {
@@ -70,7 +48,7 @@ describe('routing by topic', () => {
     expect(await billing.stats()).toMatchObject({ ready: 0, unrouted: 0 });
     // dropped before anything was written: tmp/ is empty, nothing is anywhere
     expect(await readdir(join(dir, 'tmp'))).toEqual([]);
-    expect(await messageFiles(dir)).toEqual([]);
+    expect(await groupMessageFiles(dir)).toEqual([]);
     for (const q of [pub, billing]) await q.close();
   });
 
@@ -354,7 +332,7 @@ describe('on disk', () => {
     expect((await lstat(paths[2] as string)).nlink).toBe(1);
     await ack(groups[2] as Queue);
     await expect(lstat(paths[2] as string)).rejects.toMatchObject({ code: 'ENOENT' });
-    expect(await messageFiles(dir)).toEqual([]);
+    expect(await groupMessageFiles(dir)).toEqual([]);
     for (const q of [...groups, only]) await q.close();
   });
 
@@ -402,6 +380,6 @@ describe('on disk', () => {
       expect(bodies).toEqual([...Array.from({ length: 10 }, (_, i) => `message ${i}`), 'many 0', 'many 1', 'many 2']);
       await q.close();
     }
-    expect(await messageFiles(dir)).toEqual([]);
+    expect(await groupMessageFiles(dir)).toEqual([]);
   });
 });

@@ -18,21 +18,14 @@
  *     overflow wake it, and what it claims comes from listing the directory, not from events;
  *     the reconciliation scan, every 500 ms here, is the backstop had none survived.)
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue, type Queue } from '../dist/index.js';
-import { cleanup, FIXTURES, spoolPath, tempDir, waitFor } from './helpers.js';
+import { cleanup, collectOutput, FIXTURES, type Output, spoolPath, tempDir, waitFor } from './helpers.js';
 
-interface Proc {
-  proc: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | string>;
-}
-
-const procs: Proc[] = [];
+const procs: Output[] = [];
 const queues: Queue[] = [];
 
 afterEach(async () => {
@@ -45,18 +38,8 @@ afterEach(async () => {
 afterAll(cleanup);
 
 /** Spawns `command args` with stdout and stderr collected (runFixture, for any command). */
-function start(command: string, args: string[]): Proc {
-  const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stdout?.on('data', (d) => {
-    out += d;
-  });
-  proc.stderr?.on('data', (d) => {
-    err += d;
-  });
-  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  const p = { proc, stdout: () => out, stderr: () => err, exited };
+function start(command: string, args: string[]): Output {
+  const p = collectOutput(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   procs.push(p);
   return p;
 }
@@ -76,7 +59,7 @@ const nodeWithWatchLimit = (limit: number, fixture: string, args: string[]) =>
   ]);
 
 /** Waits for the first JSON event named `name` on a fixture's stdout. */
-async function event(p: Proc, name: string, timeoutMs = 20_000): Promise<Record<string, any>> {
+async function event(p: Output, name: string, timeoutMs = 20_000): Promise<Record<string, any>> {
   const find = () =>
     p
       .stdout()

@@ -12,11 +12,26 @@
 import { execFileSync, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { fmt, nowMs, PAYLOAD, percentile, rate, sleep, Workspace } from '../common.mjs';
+import {
+  fmt,
+  interleaver,
+  loadLine,
+  machineInfo,
+  nowMs,
+  PAYLOAD,
+  percentile,
+  rate,
+  ratioCell,
+  report,
+  roundRatio,
+  roundShare,
+  sleep,
+  Workspace,
+} from '../common.mjs';
 import { nextMessage } from '../drain.mjs';
 import { claimFloor, floorDirs, writeFloor, writeOne } from '../floor.mjs';
 import {
@@ -56,11 +71,7 @@ const config = {
 };
 
 const ws = new Workspace();
-const out = [];
-const print = (line = '') => {
-  out.push(line);
-  console.log(line);
-};
+const { print, save } = report();
 const results = { config: { ...config, only: [...config.only] }, machine: machine(), push: [], drain: [] };
 
 /** Runs fn on a fresh directory of the workspace, and removes it after (not timed). */
@@ -73,31 +84,8 @@ async function withDir(label, fn) {
   }
 }
 
-/** Splits `total` into `rounds` near-equal parts; round r gets part r. */
-const share = (total, r) => Math.floor(total / config.rounds) + (r < total % config.rounds ? 1 : 0);
-
-/**
- * Runs each of `runs` (name → (round) => rate) once per round, rotating the order every round,
- * after flushing the file system; sums them per name and keeps each round.
- */
-async function interleaved(runs) {
-  const names = Object.keys(runs);
-  const per = Object.fromEntries(names.map((n) => [n, []]));
-  for (let r = 0; r < config.rounds; r++) {
-    for (let k = 0; k < names.length; k++) {
-      const name = names[(r + k) % names.length];
-      await ws.settle();
-      per[name].push(await runs[name](r));
-    }
-  }
-  return Object.fromEntries(
-    names.map((n) => {
-      const count = per[n].reduce((s, x) => s + x.count, 0);
-      const ms = per[n].reduce((s, x) => s + x.ms, 0);
-      return [n, { ...rate(count, ms), rounds: per[n] }];
-    }),
-  );
-}
+const share = (total, r) => roundShare(total, config.rounds, r);
+const interleaved = interleaver(ws, config.rounds);
 
 /**
  * a's throughput ÷ b's throughput (= b's time ÷ a's time), per round (they ran back to back),
@@ -107,12 +95,6 @@ function speedup(a, b) {
   const list = a.rounds.map((x, i) => x.perSec / b.rounds[i].perSec).sort((x, y) => x - y);
   return { median: percentile(list, 50), min: list[0], max: list.at(-1) };
 }
-/** a's time per message ÷ b's, per round: the floor ratio of bench/README.md (< 1: a is faster). */
-function timeRatio(a, b) {
-  const list = a.rounds.map((x, i) => x.usPerMsg / b.rounds[i].usPerMsg).sort((x, y) => x - y);
-  return { median: percentile(list, 50), min: list[0], max: list.at(-1) };
-}
-const cell = (r) => `${fmt.ratio(r.median)}${r.max > r.min ? ` (${fmt.ratio(r.min)}–${fmt.ratio(r.max)})` : ''}`;
 
 // ---------------------------------------------------------------------------------------------
 // Push
@@ -188,14 +170,14 @@ async function pushRow(cls, kind, total, payload, label) {
     cls,
     bytes: payload.length,
     ...t,
-    vsFloor: timeRatio(t.spoolq, t.floor),
+    vsFloor: roundRatio(t.spoolq, t.floor),
     vsPlainjob: speedup(t.spoolq, t.plainjob),
     vsQlobber: speedup(t.spoolq, t['qlobber-fsq']),
   };
   results.push.push(row);
   print(
     `| ${label} | ${cls} | ${t.spoolq.count} | ${fmt.rate(t.floor.perSec)} | ${fmt.rate(t.spoolq.perSec)} | ` +
-      `${fmt.rate(t.plainjob.perSec)} | ${fmt.rate(t['qlobber-fsq'].perSec)} | ${cell(row.vsFloor)} | ${cell(row.vsPlainjob)} | ${cell(row.vsQlobber)} |`,
+      `${fmt.rate(t.plainjob.perSec)} | ${fmt.rate(t['qlobber-fsq'].perSec)} | ${ratioCell(row.vsFloor)} | ${ratioCell(row.vsPlainjob)} | ${ratioCell(row.vsQlobber)} |`,
   );
 }
 
@@ -345,15 +327,15 @@ async function benchDrain() {
         cls,
         ...t,
         cpuUsPerMsg: cpu,
-        vsFloor: timeRatio(t.spoolq, t.floor),
+        vsFloor: roundRatio(t.spoolq, t.floor),
         vsPlainjob: speedup(t.spoolq, t.plainjob),
         vsQlobber: speedup(t.spoolq, t['qlobber-fsq']),
       };
       results.drain.push(row);
       print(
         `| ${consumers} | ${cls} | ${t.spoolq.count} | ${fmt.rate(t.floor.perSec)} | ${fmt.rate(t.spoolq.perSec)} | ` +
-          `${fmt.rate(t.plainjob.perSec)} | ${fmt.rate(t['qlobber-fsq'].perSec)} | ${cell(row.vsFloor)} | ` +
-          `${cell(row.vsPlainjob)} | ${cell(row.vsQlobber)} | ${SYSTEMS.map((s) => fmt.us(cpu[s])).join(' / ')} |`,
+          `${fmt.rate(t.plainjob.perSec)} | ${fmt.rate(t['qlobber-fsq'].perSec)} | ${ratioCell(row.vsFloor)} | ` +
+          `${ratioCell(row.vsPlainjob)} | ${ratioCell(row.vsQlobber)} | ${SYSTEMS.map((s) => fmt.us(cpu[s])).join(' / ')} |`,
       );
     }
   }
@@ -387,19 +369,12 @@ function targets() {
   print();
   print('| target | goal | measured | met |');
   print('|---|---|---|---|');
-  for (const r of rows) print(`| ${r.what} | ${r.goal} | ${cell(r.value)} | ${r.met ? 'yes' : '**no**'} |`);
+  for (const r of rows) print(`| ${r.what} | ${r.goal} | ${ratioCell(r.value)} | ${r.met ? 'yes' : '**no**'} |`);
   print();
   results.targets = rows;
 }
 
 // ---------------------------------------------------------------------------------------------
-
-async function load() {
-  const read = (f) => readFile(f, 'utf8').catch(() => '');
-  const loadavg = (await read('/proc/loadavg')).split(' ').slice(0, 3).join(' ');
-  const cpu = /avg60=([\d.]+)/.exec(await read('/proc/pressure/cpu'))?.[1];
-  return `load average ${loadavg || '?'}${cpu ? `, CPU pressure (some, avg60) ${cpu}%` : ''}`;
-}
 
 function machine() {
   let df = 'unknown';
@@ -414,13 +389,7 @@ function machine() {
     }
   };
   return {
-    date: new Date().toISOString(),
-    cpus: availableParallelism(),
-    cpu: cpus()[0]?.model ?? 'unknown',
-    memGiB: +(totalmem() / 2 ** 30).toFixed(1),
-    kernel: release(),
-    node: process.version,
-    tmpdir: tmpdir(),
+    ...machineInfo(),
     df,
     peers: Object.fromEntries(['better-sqlite3', 'plainjob', 'qlobber-fsq', 'fs-ext'].map((n) => [n, version(n)])),
   };
@@ -441,7 +410,7 @@ try {
     `Rounds ${config.rounds}; messages per row: push ${config.push.durable} (durable), ${config.push.fast} (fast); ` +
       `64 KiB push ${config.big}; drain ${config.drain}.`,
   );
-  results.loadBefore = await load();
+  results.loadBefore = await loadLine();
   print(`Before: ${results.loadBefore}.`);
   print();
   // Warm-up (untimed): JIT of every code path, the directory caches, SQLite's first open.
@@ -458,13 +427,9 @@ try {
     console.error(`(${name}: ${((Date.now() - t) / 1000).toFixed(0)} s)`);
   }
   targets();
-  results.loadAfter = await load();
+  results.loadAfter = await loadLine();
   print(`After: ${results.loadAfter}. Total time ${((Date.now() - started) / 1000).toFixed(0)} s.`);
-  const dir = new URL('./results/', import.meta.url);
-  await mkdir(dir, { recursive: true });
-  const stamp = results.machine.date.replace(/[:.]/g, '-');
-  await writeFile(new URL(`${stamp}.md`, dir), `${out.join('\n')}\n`);
-  await writeFile(new URL(`${stamp}.json`, dir), `${JSON.stringify(results, null, 2)}\n`);
+  await save(new URL('./results/', import.meta.url), results);
 } finally {
   await ws.cleanup();
 }
