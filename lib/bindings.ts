@@ -122,6 +122,7 @@ export async function changePatterns(
     });
   }
   if (sync && (add.length > 0 || remove.length > 0)) await fsyncDir(group.topics);
+  if (add.length > 0 || remove.length > 0) await spool.routesChanged();
 }
 
 /**

@@ -32,7 +32,7 @@ import { DoorbellRinger } from './doorbell.js';
 import { exists, makeDir } from './durable-fs.js';
 import { isErrno, SpoolUnsafeError, storageError } from './errors.js';
 import { checkSpoolExists } from './existing-spool.js';
-import { type GroupPaths, openSpool, readFormat, type Spool } from './layout.js';
+import { type GroupPaths, openSpool, ROUTES_MARK, readFormat, type Spool } from './layout.js';
 import { Leases } from './leases.js';
 import { parseLockEntry } from './lock-state.js';
 import { CorruptFileError } from './message-file.js';
@@ -266,6 +266,7 @@ class Checker {
     const groups: string[] = [];
     for (const entry of await readdir(this.#spool.groups, { withFileTypes: true }).catch(notADirectory)) {
       const path = join(this.#spool.groups, entry.name);
+      if (entry.name.startsWith(ROUTES_MARK) && entry.isFile()) continue; // renamed when routes change
       if (!GROUP_NAME.test(entry.name)) this.#stray(path, null, 'not a valid group name: spoolq ignores it');
       else if (!entry.isDirectory()) this.#stray(path, null, 'a group name on something that is not a directory: spoolq ignores it');
       else groups.push(entry.name);

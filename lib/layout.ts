@@ -41,6 +41,9 @@ export interface SpoolAccess {
   strictModes: boolean;
 }
 
+/** The prefix of the marker in groups/ that is renamed whenever the routes change. */
+export const ROUTES_MARK = '.routes-';
+
 export interface GroupPaths {
   readonly name: string;
   readonly root: string;
@@ -83,6 +86,24 @@ export class Spool {
     return (await readdir(this.groups)).filter((n) => GROUP_NAME.test(n));
   }
 
+  /**
+   * Says that the routes changed (a group created or deleted, a binding added or removed), once
+   * the change is done: renames the marker `groups/.routes-<random>` to a fresh name, so every
+   * publisher's cached routes (routing.ts) are stale from now on. Not synced: caches live in
+   * memory only. ENOENT means another process renamed it after our change: that serves too.
+   */
+  async routesChanged(): Promise<void> {
+    const marks = (await readdir(this.groups)).filter((n) => n.startsWith(ROUTES_MARK));
+    const fresh = join(this.groups, ROUTES_MARK + randomBytes(8).toString('hex'));
+    if (marks.length === 0) {
+      await writeNewFile(fresh, Buffer.alloc(0), false, this.modes);
+      return;
+    }
+    await rename(join(this.groups, marks[0] as string), fresh).catch((error) => {
+      if (!isErrno(error, 'ENOENT')) throw error;
+    });
+  }
+
   /** Whether the group exists (a half-made one never does: groups are renamed in whole). */
   hasGroup(name: string): Promise<boolean> {
     return isDirectory(this.group(name).doorbell);
@@ -114,11 +135,16 @@ export class Spool {
     } catch (error) {
       await rm(staging, { recursive: true, force: true });
       if (!isErrno(error, 'EEXIST', 'ENOTEMPTY')) throw error;
-      // another process created it first; sync groups/ in case it has not yet
+      // another process created it first; sync groups/ in case it has not yet, and say the
+      // routes changed in case it has not yet either
       if (sync) await fsyncDir(this.groups);
+      await this.routesChanged();
       return false;
     }
     if (sync) await fsyncDir(this.groups);
+    // A new name in groups/ already changes every publisher's listing, but not a group deleted
+    // and created again under the same name.
+    await this.routesChanged();
     return true;
   }
 }

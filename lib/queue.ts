@@ -242,6 +242,7 @@ export class Queue<T = unknown, In = T> {
         throw error;
       }
       if (this.#sync) await fsyncDir(this.#spool.groups);
+      await this.#spool.routesChanged();
       await rm(grave, { recursive: true, force: true });
       return true;
     });

@@ -1,14 +1,21 @@
 /**
- * Which groups a publish delivers to. Read from the disk at each publish, once for all of its
- * messages: a listing of groups/ and one of each group's topics/. So a group created or rebound
- * by any process before a push is called gets that push, without a cache to invalidate, and a
- * publish (pushMany included) reaches each group whole or not at all.
+ * Which groups a publish delivers to. Each publish lists groups/, once for all of its messages,
+ * so a publish (pushMany included) reaches each group whole or not at all, and a group created
+ * or rebound by any process before a push is called gets that push.
+ *
+ * The bindings themselves (one listing of each group's topics/) are cached per spool: the
+ * listing of groups/ holds the group names and a marker that every change of the routes
+ * renames once it is done (Spool.routesChanged), so a listing equal to the cached one means
+ * the cached bindings are still those on disk. That saves a listing per group per publish. A
+ * change whose process died before renaming the marker is seen after ROUTES_TTL_MS at most.
  *
  * A message with a topic goes to every group with a matching pattern; a message without one
  * only to groups bound to '#' (every group opened without `topics` is).
  */
+import { readdir } from 'node:fs/promises';
 import { MATCH_ALL, readPatterns } from './bindings.js';
 import type { GroupPaths, Spool } from './layout.js';
+import { GROUP_NAME } from './options.js';
 import { topicMatcher } from './topics.js';
 
 export interface Route {
@@ -49,13 +56,36 @@ export function acceptor(patterns: readonly string[] | null): (topic: string | u
   return (topic) => topic !== undefined && matchers.some((match) => match(topic));
 }
 
+/** How long cached bindings are trusted without a change of groups/ (see above). */
+export const ROUTES_TTL_MS = 1_000;
+
+interface CachedRoutes {
+  listing: string;
+  readAt: number;
+  routes: Route[];
+}
+
+/** By groups/ path; one entry per spool this process publishes to (bounded all the same). */
+const cache = new Map<string, CachedRoutes>();
+const MAX_CACHED_SPOOLS = 100;
+
 /** The routes of every group that exists now. */
 export async function readRoutes(spool: Spool): Promise<Route[]> {
-  const names = await spool.groupNames();
-  return Promise.all(
-    names.map(async (name): Promise<Route> => {
-      const group = spool.group(name);
-      return { group, accepts: acceptor(await readPatterns(group)) };
-    }),
+  const entries = (await readdir(spool.groups)).sort();
+  const listing = entries.join('/');
+  const now = Date.now();
+  const cached = cache.get(spool.groups);
+  if (cached && cached.listing === listing && now - cached.readAt < ROUTES_TTL_MS) return cached.routes;
+  const routes = await Promise.all(
+    entries
+      .filter((name) => GROUP_NAME.test(name))
+      .map(async (name): Promise<Route> => {
+        const group = spool.group(name);
+        return { group, accepts: acceptor(await readPatterns(group)) };
+      }),
   );
+  if (cache.size >= MAX_CACHED_SPOOLS) cache.clear();
+  // Stamped with the time before the topics were read: the TTL counts from what they show.
+  cache.set(spool.groups, { listing, readAt: now, routes });
+  return routes;
 }

@@ -58,7 +58,7 @@ interface SpoolCheck {
 /** Walks groups/*\/ready/*\/* and validates every visible file; leased/ and dead/ must be empty. */
 async function checkSpool(spool: string): Promise<SpoolCheck> {
   const result: SpoolCheck = { groups: new Map(), files: 0, orphans: [] };
-  for (const group of await readdir(join(spool, 'groups'))) {
+  for (const group of (await readdir(join(spool, 'groups'))).filter((n) => !n.startsWith('.routes-'))) {
     const visible = new Map<string, Valid>();
     result.groups.set(group, visible);
     const ready = join(spool, 'groups', group, 'ready');

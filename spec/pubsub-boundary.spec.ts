@@ -21,7 +21,7 @@ import { describe, expect, it } from 'vitest';
 import { type Message, openQueue, type Subscription } from '../lib/index.js';
 import { useHarness } from './harness.js';
 import { type Child, spoolPath, waitFor, within } from './helpers.js';
-import { matches, readyFiles } from './pubsub-helpers.js';
+import { matches, ROUTES_MARK, readyFiles } from './pubsub-helpers.js';
 
 const { spawn, open } = useHarness();
 
@@ -323,7 +323,7 @@ describe('deleteGroup while producer processes push', () => {
       const begin = now();
       expect(await admin.deleteGroup('doomed')).toBe(true);
       const end = now();
-      expect(await readdir(join(spool, 'groups'))).toEqual(['keep', 'orders']);
+      expect(await readdir(join(spool, 'groups'))).toEqual([ROUTES_MARK, 'keep', 'orders']);
 
       // Its consumer stops by itself; a pop on its handle then rejects with EGROUP_NOT_FOUND.
       expect(await within(doomed.exited, 30_000, 'the consumer of the deleted group stopping')).toBe(0);
@@ -337,7 +337,7 @@ describe('deleteGroup while producer processes push', () => {
 
       // Producers keep pushing after the deletion, and the group stays gone.
       await progress(producers, 30);
-      expect(await readdir(join(spool, 'groups'))).toEqual(['keep', 'orders']);
+      expect(await readdir(join(spool, 'groups'))).toEqual([ROUTES_MARK, 'keep', 'orders']);
       const unrouted = await Promise.all(producers.map(stopProducer));
       expect(unrouted).toEqual([{ unrouted: 0 }, { unrouted: 0 }]);
       const all = [...ops(producers[0] as Child, 'p1'), ...ops(producers[1] as Child, 'p2')];

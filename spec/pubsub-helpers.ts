@@ -1,7 +1,11 @@
 /** Shared by the publish/subscribe specs: an independent topic matcher and looks at a spool's groups. */
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import type { Queue } from '../lib/index.js';
 import { listFiles } from './helpers.js';
+
+/** The marker in groups/ that is renamed whenever the routes change (one, random name). */
+export const ROUTES_MARK = expect.stringMatching(/^\.routes-[0-9a-f]{16}$/);
 
 /**
  * An AMQP topic matcher independent of lib/topics.ts: words split on '.', '*' is exactly one

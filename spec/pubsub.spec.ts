@@ -5,13 +5,14 @@
  * Several processes: pubsub-processes.spec.ts and pubsub-boundary.spec.ts.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { lstat, readdir, readFile, rm } from 'node:fs/promises';
+import { lstat, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Message, openQueue, type Queue } from '../lib/index.js';
+import { ROUTES_TTL_MS } from '../lib/routing.js';
 import { cleanup, FIXTURES, spoolPath, waitFor } from './helpers.js';
-import { drain, groupMessageFiles, readyFiles } from './pubsub-helpers.js';
+import { drain, groupMessageFiles, ROUTES_MARK, readyFiles } from './pubsub-helpers.js';
 
 afterEach(cleanup);
 
@@ -194,6 +195,64 @@ describe('bindings', () => {
   });
 });
 
+describe('routes cached between publishes', () => {
+  const DIST = join(FIXTURES, '..', '..', 'dist', 'index.js');
+  /** Runs `code` in another process, with `q` a publish-only handle on `dir`. */
+  const elsewhere = (dir: string, code: string) =>
+    run(process.execPath, [
+      '--input-type=module',
+      '-e',
+      `const { openQueue } = await import(${JSON.stringify(DIST)});
+       const q = await openQueue(${JSON.stringify(dir)}, { group: null, durability: 'none' });
+       ${code};
+       await q.close();`,
+    ]);
+
+  it('a bind, unbind, or delete and re-create in another process is seen by the very next push', async () => {
+    const dir = await spoolPath();
+    const pub = await openQueue(dir, { group: null, durability: 'none' });
+    await (await openQueue(dir, { group: 'g', topics: ['y'], durability: 'none' })).close();
+    let bound = false; // whether g is bound to x.* now
+    for (let i = 0; i < 8; i++) {
+      await pub.push(-1, { topic: 'x.a' }); // the routes are cached now
+      const step = i % 4;
+      const code = [
+        "await q.bind('g', ['x.*'])",
+        "await q.unbind('g', ['x.*'])",
+        "await q.deleteGroup('g'); await (await openQueue(q.dir, { group: 'g', topics: ['x.*'], durability: 'none' })).close()",
+        "await q.deleteGroup('g'); await (await openQueue(q.dir, { group: 'g', topics: ['y'], durability: 'none' })).close()",
+      ][step] as string;
+      await elsewhere(dir, code);
+      await pub.push(i, { topic: 'x.b' });
+      // -1 stays in g if g took it and was not deleted since; i only by the new bindings.
+      const expected = [...(bound && step < 2 ? [-1] : []), ...(step === 0 || step === 2 ? [i] : [])];
+      bound = step === 0 || step === 2;
+      const g = await openQueue(dir, { group: 'g', durability: 'none' });
+      expect(
+        (await drain(g)).map((m) => m.data),
+        `step ${i}`,
+      ).toEqual(expected);
+      await g.close();
+    }
+    await pub.close();
+  });
+
+  it('a binding written without announcing it (its process died first) is seen within ROUTES_TTL_MS', async () => {
+    const dir = await spoolPath();
+    const pub = await openQueue(dir, { group: null, durability: 'none' });
+    await (await openQueue(dir, { group: 'g', topics: ['y'], durability: 'none' })).close();
+    await pub.push(0, { topic: 'x' }); // routes cached: g takes only y
+    // What bind does, without its last step (the rename of groups/.routes-*).
+    await writeFile(join(dir, 'groups', 'g', 'topics', '=x'), '');
+    await pub.push(1, { topic: 'x' }); // the cache cannot know yet
+    await new Promise((resolve) => setTimeout(resolve, ROUTES_TTL_MS + 50));
+    await pub.push(2, { topic: 'x' });
+    const g = await openQueue(dir, { group: 'g', durability: 'none' });
+    expect((await drain(g)).map((m) => m.data)).toEqual([2]);
+    for (const q of [pub, g]) await q.close();
+  });
+});
+
 describe('groups', () => {
   it('a publish-only handle creates no group and cannot consume', async () => {
     const dir = await spoolPath();
@@ -241,7 +300,7 @@ describe('groups', () => {
     expect(await admin.deleteGroup('doomed')).toBe(true);
     expect(await admin.deleteGroup('doomed')).toBe(false);
     expect(await admin.groups()).toEqual([{ name: 'admin', topics: ['#'] }]);
-    expect(await readdir(join(dir, 'groups'))).toEqual(['admin']);
+    expect((await readdir(join(dir, 'groups'))).sort()).toEqual([ROUTES_MARK, 'admin']);
     expect(await readdir(join(dir, 'tmp'))).toEqual([]);
 
     await consumer.closed; // it stops by itself
