@@ -78,19 +78,22 @@ export const command: Command = {
       values.timeout === undefined ? Number.POSITIVE_INFINITY : parseDuration('timeout', values.timeout, { infinite: true });
     const staleMs = values.stale === undefined ? undefined : parseDuration('stale', values.stale);
 
+    // Our signal listeners stay installed from here until CMD has ended: between two sets of
+    // listeners Node restores the default action, and a SIGTERM then would kill us and leave
+    // CMD running without the lock.
     const waiting = stopController();
     let held: LockHandle;
     try {
       held = await lock(spool, name, { timeoutMs, signal: waiting.signal, ...(staleMs === undefined ? {} : { staleMs }) });
     } catch (error) {
+      waiting.dispose();
       const by = waiting.stopped();
       if (by) return signalStatus(by);
       throw error;
-    } finally {
-      waiting.dispose();
     }
     const stoppedMeanwhile = waiting.stopped(); // a signal that came as the lock was taken
     if (stoppedMeanwhile) {
+      waiting.dispose();
       await held.release().catch(() => {});
       return signalStatus(stoppedMeanwhile);
     }
@@ -98,11 +101,12 @@ export const command: Command = {
     let compromised = false;
     let status: number;
     try {
-      status = await runHolding(cmd, held, {
-        SPOOLQ_LOCK_TOKEN: String(held.token),
-        SPOOLQ_LOCK_NAME: name,
-        SPOOLQ_SPOOL: resolve(spool),
-      });
+      status = await runHolding(
+        cmd,
+        held,
+        { SPOOLQ_LOCK_TOKEN: String(held.token), SPOOLQ_LOCK_NAME: name, SPOOLQ_SPOOL: resolve(spool) },
+        () => waiting.dispose(),
+      );
     } catch (error) {
       await held.release().catch(() => {});
       throw error;
@@ -118,16 +122,21 @@ export const command: Command = {
   },
 };
 
-/** Runs the command with the lock held; resolves to its exit status. */
-function runHolding(cmd: string[], held: LockHandle, env: Record<string, string>): Promise<number> {
+/**
+ * Runs the command with the lock held; resolves to its exit status. `handOver` removes the
+ * listeners of the wait, once ours are installed.
+ */
+function runHolding(cmd: string[], held: LockHandle, env: Record<string, string>, handOver: () => void): Promise<number> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd[0] as string, cmd.slice(1), { stdio: 'inherit', env: { ...process.env, ...env } });
     // The command shares our process group, so Ctrl-C at a terminal reaches it directly: passing
     // SIGINT on as well would interrupt it twice (its cleanup included). As flock(1) does, we
-    // only wait for it. SIGTERM and SIGHUP, usually sent to our pid alone, are passed on.
+    // only wait for it. SIGTERM and SIGHUP, usually sent to our pid alone, are passed on. (A
+    // listener runs from the event loop, so never before `child` below is set.)
     const stopForwarding = onStopSignals((signal) => {
       if (signal !== 'SIGINT') child.kill(signal);
     });
+    handOver();
+    const child = spawn(cmd[0] as string, cmd.slice(1), { stdio: 'inherit', env: { ...process.env, ...env } });
     const onLost = () => {
       note(formatError(held.signal.reason, 'lock') ?? '');
       note('spoolq: sending SIGTERM to the command: it no longer holds the lock');
