@@ -101,7 +101,7 @@ export const DEFAULTS: ResolvedOptions = Object.freeze({
   maxMessageBytes: 16 * 1024 * 1024,
   usePolling: false,
   pollIntervalMs: 100,
-  prefetch: 1_000,
+  prefetch: 10_000,
   reconcileMs: 2_000,
   share: undefined,
   strictModes: true,

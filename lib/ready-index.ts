@@ -6,7 +6,7 @@
  * directories never shrink, so buckets bound each listing, drained old buckets are removed,
  * and the index never holds more than `window` names however large the backlog is.
  */
-import { opendir, readdir, rmdir } from 'node:fs/promises';
+import { opendir, readdir, rmdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isErrno } from './errors.js';
 import { type BucketName, parseBucket, parseReady } from './names.js';
@@ -114,7 +114,14 @@ export async function listBuckets(readyDir: string, result: ScanResult | null): 
 }
 
 /**
- * Streams one bucket directory, keeping its `window` smallest due names (sorted), and reporting
+ * A bucket directory up to this size (ext4: ~32 bytes per entry, so ~130k names) is read in one
+ * readdir(); a larger one is streamed, so memory stays bounded however large a bucket grows.
+ * readdir() is ~3× faster than iterating opendir(), which costs a promise per name.
+ */
+const READDIR_MAX_DIR_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Lists one bucket directory, keeping its `window` smallest due names (sorted), and reporting
  * strangers and not-yet-due names through `result` and `dueAt`. Null if the bucket is gone.
  */
 async function listBucket(
@@ -126,21 +133,25 @@ async function listBucket(
 ): Promise<{ selected: IndexEntry[]; seen: number } | null> {
   let selected: IndexEntry[] = [];
   let seen = 0;
+  const take = (name: string) => {
+    seen++;
+    if (name.startsWith('.')) return;
+    const ready = parseReady(name);
+    if (!ready) {
+      result?.strangers.push({ dir, name, reason: `not a spoolq message name: ${JSON.stringify(name)}` });
+    } else if (ready.visibleAt > now) {
+      dueAt(ready.visibleAt);
+    } else {
+      selected.push({ dir, name });
+      // Keep memory bounded in a large bucket: sort and cut now and then.
+      if (selected.length >= 2 * window) selected = selected.sort(byName).slice(0, window);
+    }
+  };
   try {
-    for await (const entry of await opendir(dir, { bufferSize: 256 })) {
-      seen++;
-      const name = entry.name;
-      if (name.startsWith('.')) continue;
-      const ready = parseReady(name);
-      if (!ready) {
-        result?.strangers.push({ dir, name, reason: `not a spoolq message name: ${JSON.stringify(name)}` });
-      } else if (ready.visibleAt > now) {
-        dueAt(ready.visibleAt);
-      } else {
-        selected.push({ dir, name });
-        // Keep memory bounded while streaming a large bucket: sort and cut now and then.
-        if (selected.length >= 2 * window) selected = selected.sort(byName).slice(0, window);
-      }
+    if ((await stat(dir)).size <= READDIR_MAX_DIR_BYTES) {
+      for (const name of await readdir(dir)) take(name);
+    } else {
+      for await (const entry of await opendir(dir, { bufferSize: 256 })) take(entry.name);
     }
   } catch (error) {
     if (isErrno(error, 'ENOENT', 'ENOTDIR')) return null;

@@ -10,21 +10,26 @@ import { afterEach, expect, it, vi } from 'vitest';
 import { formatBucket, formatReady } from '../lib/names.js';
 import { cleanup, tempDir } from './helpers.js';
 
-const hook: { beforeOpendir?: (dir: string) => Promise<void> } = {};
+/** Runs before a directory is listed (a bucket is read by readdir, or streamed by opendir). */
+const hook: { beforeListing?: (dir: string) => Promise<void> } = {};
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
   return {
     ...real,
     opendir: async (dir: string, options?: object) => {
-      await hook.beforeOpendir?.(dir);
+      await hook.beforeListing?.(dir);
       return real.opendir(dir, options);
+    },
+    readdir: async (dir: string, options?: never) => {
+      await hook.beforeListing?.(dir);
+      return real.readdir(dir, options);
     },
   };
 });
 
 afterEach(async () => {
-  hook.beforeOpendir = undefined;
+  hook.beforeListing = undefined;
   await cleanup();
 });
 
@@ -42,7 +47,7 @@ it('a scan never returns a later message of a producer without the earlier one a
   const m1 = formatReady({ priority: 4, visibleAt: older + bucketMs - 1, id: `${producer}000000000001`, attempt: 1 });
   const m2 = formatReady({ priority: 4, visibleAt: now, id: `${producer}000000000002`, attempt: 1 });
   let linked = false;
-  hook.beforeOpendir = async (dir) => {
+  hook.beforeListing = async (dir) => {
     if (dir === newerDir && !linked) {
       linked = true;
       await fsp.writeFile(join(olderDir, m1), 'm1');
@@ -67,7 +72,7 @@ it('also when the older bucket is created after the scan read the bucket list', 
   const m1 = formatReady({ priority: 4, visibleAt: older + bucketMs - 1, id: `${producer}000000000001`, attempt: 1 });
   const m2 = formatReady({ priority: 4, visibleAt: now, id: `${producer}000000000002`, attempt: 1 });
   let linked = false;
-  hook.beforeOpendir = async (dir) => {
+  hook.beforeListing = async (dir) => {
     if (dir === newerDir && !linked) {
       linked = true;
       await fsp.mkdir(olderDir);
