@@ -28,6 +28,6 @@ export { Message, type NackOptions } from './message.js';
 export type { BackoffOptions, CodecName, Durability, QueueOptions, ResolvedOptions, Share } from './options.js';
 export { type PeekedMessage, type PeekOptions, peek } from './peek.js';
 export type { PushOptions } from './publisher.js';
-export { type GroupInfo, type MessagesOptions, openQueue, Queue, type QueueStats } from './queue.js';
+export { type GroupInfo, type MessagesOptions, openQueue, type ProgressOptions, Queue, type QueueStats } from './queue.js';
 export type { PopOptions } from './receiver.js';
 export { type SubscribeOptions, Subscription } from './subscription.js';

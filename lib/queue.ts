@@ -62,6 +62,12 @@ export interface GroupInfo {
   topics: string[];
 }
 
+/** For operations that may touch many files (requeueDead, purge). */
+export interface ProgressOptions {
+  /** Called as the operation goes: (done, total). */
+  onProgress?: (done: number, total: number) => void;
+}
+
 export interface MessagesOptions {
   /** Aborting it ends the iteration (the loop exits normally). */
   signal?: AbortSignal;
@@ -290,19 +296,25 @@ export class Queue<T = unknown, In = T> {
    * or all. Quarantined files (corrupt, too large, bad names) stay: they cannot be delivered.
    * Resolves to the ids requeued.
    */
-  async requeueDead(ids?: readonly string[]): Promise<string[]> {
+  async requeueDead(ids?: readonly string[], options: ProgressOptions = {}): Promise<string[]> {
     this.#ensureOpen('requeue');
     if (ids !== undefined && !Array.isArray(ids)) throw invalid('ids', 'an array of message ids', ids);
+    const onProgress = checkOnProgress(options);
     const { group } = this.#ownGroup('requeue');
-    return withStorageErrors('requeue dead letters', () => this.#requeueDead(group, ids ? new Set(ids) : null));
+    return withStorageErrors('requeue dead letters', () => this.#requeueDead(group, ids ? new Set(ids) : null, onProgress));
   }
 
-  async #requeueDead(group: GroupPaths, wanted: Set<string> | null): Promise<string[]> {
+  async #requeueDead(group: GroupPaths, wanted: Set<string> | null, onProgress: ProgressOptions['onProgress']): Promise<string[]> {
     const requeued: string[] = [];
-    for (const letter of await listDeadLetters(group.dead)) {
+    const letters = (await listDeadLetters(group.dead)).flatMap((letter) => {
       const ready = parseReady(letter.file);
-      if (!ready || letter.code === 'corrupt' || letter.code === 'too-large') continue;
-      if (wanted && !wanted.has(ready.id)) continue;
+      if (!ready || letter.code === 'corrupt' || letter.code === 'too-large') return [];
+      if (wanted && !wanted.has(ready.id)) return [];
+      return [{ letter, ready }];
+    });
+    onProgress?.(0, letters.length);
+    for (const [i, { letter, ready }] of letters.entries()) {
+      if (i > 0) onProgress?.(i, letters.length);
       const now = Date.now(); // per letter: a long listing must not make the target bucket old
       const bucket = join(group.ready, formatBucket(ready.priority, now, this.#spool.bucketMs));
       await ensureDir(bucket, group.ready, this.#sync, this.#spool.modes);
@@ -317,19 +329,27 @@ export class Queue<T = unknown, In = T> {
       requeued.push(ready.id);
     }
     if (requeued.length > 0) await this.#commit.commit({ dirs: [], doorbells: [group.doorbell] });
+    onProgress?.(letters.length, letters.length);
     return requeued;
   }
 
   /** Removes every waiting message (ready and delayed) of this group. Resolves to the count. */
-  async purge(): Promise<number> {
+  async purge(options: ProgressOptions = {}): Promise<number> {
     this.#ensureOpen('purge');
+    const onProgress = checkOnProgress(options);
     const { group } = this.#ownGroup('purge');
-    return withStorageErrors('purge', () => this.#purge(group));
+    return withStorageErrors('purge', () => this.#purge(group, onProgress));
   }
 
-  async #purge(group: GroupPaths): Promise<number> {
+  async #purge(group: GroupPaths, onProgress: ProgressOptions['onProgress']): Promise<number> {
     let removed = 0;
-    for (const bucket of await listBuckets(group.ready, null)) {
+    let done = 0;
+    const buckets = await listBuckets(group.ready, null);
+    // The total costs a listing of every bucket first, so only when someone shows it.
+    let total = 0;
+    if (onProgress) for (const b of buckets) total += (await readdir(join(group.ready, b)).catch(() => [])).length;
+    onProgress?.(0, total);
+    for (const bucket of buckets) {
       const dir = join(group.ready, bucket);
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         try {
@@ -338,6 +358,8 @@ export class Queue<T = unknown, In = T> {
         } catch (error) {
           if (!isErrno(error, 'ENOENT', 'EISDIR', 'EPERM')) throw error;
         }
+        done++;
+        onProgress?.(done, Math.max(total, done)); // pushes meanwhile may add to the total
       }
       // Only old buckets: a producer may be linking into a current one right now.
       const bucketName = parseBucket(bucket);
@@ -471,4 +493,11 @@ async function withStorageErrors<R>(action: string, fn: () => Promise<R>): Promi
   } catch (error) {
     throw storageError(error, action);
   }
+}
+
+function checkOnProgress(options: ProgressOptions): ProgressOptions['onProgress'] {
+  if (typeof options !== 'object' || options === null) throw invalid('options', 'an object', options);
+  const { onProgress } = options;
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('onProgress', 'a function', onProgress);
+  return onProgress;
 }

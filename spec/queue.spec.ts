@@ -271,6 +271,24 @@ describe('stats, purge, close', () => {
     await q.close();
   });
 
+  it('purge and requeueDead report progress (done, total) up to (n, n)', async () => {
+    const q = await openQueue(await spoolPath(), { durability: 'none', maxAttempts: 1 });
+    await q.pushMany([1, 2, 3, 4]);
+    for (let i = 0; i < 2; i++) await (await q.pop({ timeoutMs: 0 }))?.nack({ delayMs: 0 }); // out of attempts: dead
+    const requeueSteps: Array<[number, number]> = [];
+    expect(await q.requeueDead(undefined, { onProgress: (done, total) => requeueSteps.push([done, total]) })).toHaveLength(2);
+    expect(requeueSteps).toEqual([
+      [0, 2],
+      [1, 2],
+      [2, 2],
+    ]);
+    const purgeSteps: Array<[number, number]> = [];
+    expect(await q.purge({ onProgress: (done, total) => purgeSteps.push([done, total]) })).toBe(4);
+    expect(purgeSteps).toEqual([0, 1, 2, 3, 4].map((done) => [done, 4]));
+    await expect(q.purge({ onProgress: 'no' as never })).rejects.toMatchObject({ code: 'EINVALID_OPTION' });
+    await q.close();
+  });
+
   it('close() is idempotent and later calls reject with ECLOSED', async () => {
     const q = await openQueue(await spoolPath(), { durability: 'none' });
     const waiting = q.pop();

@@ -95,11 +95,12 @@ export const command: Command = {
       }
       case 'requeue': {
         const q = await openQueue(spool, { group, codec: 'raw' });
+        const bar = progress(`requeueing dead letters of ${group}`);
         let requeued: string[];
         try {
-          if (process.stderr.isTTY) note(`requeueing ${ids.length > 0 ? ids.length : 'all'} dead letter(s) of group ${group}…`);
-          requeued = await q.requeueDead(ids.length > 0 ? ids : undefined);
+          requeued = await q.requeueDead(ids.length > 0 ? ids : undefined, { onProgress: (done, total) => bar.update(done, total) });
         } finally {
+          bar.done();
           await q.close();
         }
         await report(values.json === true, group, 'requeued', requeued, ids);

@@ -1,6 +1,6 @@
 /** spoolq purge SPOOL: removes every waiting message of a group. */
 import { openQueue } from '../queue.js';
-import { type Command, EXIT, expectPositionals, note, openExisting, out, parse, requireGroup } from './common.js';
+import { type Command, EXIT, expectPositionals, openExisting, out, parse, progress, requireGroup } from './common.js';
 
 const SYNOPSIS = 'spoolq purge SPOOL [--group G] [--json]';
 
@@ -40,11 +40,12 @@ export const command: Command = {
       await requireGroup(q, group).finally(() => q.close());
     }
     const q = await openQueue(spool, { group, codec: 'raw' });
+    const bar = progress(`purging group ${group}`);
     let purged: number;
     try {
-      if (process.stderr.isTTY) note(`purging group ${group}…`);
-      purged = await q.purge();
+      purged = await q.purge({ onProgress: (done, total) => bar.update(done, total) });
     } finally {
+      bar.done();
       await q.close();
     }
     await out(values.json ? `${JSON.stringify({ group, purged })}\n` : `purged ${purged} message(s) from group ${group}\n`);
