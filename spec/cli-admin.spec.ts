@@ -71,6 +71,10 @@ describe.concurrent('lock', () => {
     const missing = await sq(['lock', spool, 'n', '--', 'no-such-command-spoolq']);
     expect(missing.code).toBe(127);
     expect(missing.stderr).toMatch(/^spoolq: EEXEC: cannot run "no-such-command-spoolq": not found/);
+    const empty = await sq(['lock', spool, 'n', '--', '']); // refused by spawn() itself
+    expect(empty.code).toBe(127);
+    expect(empty.stderr).toMatch(/^spoolq: EEXEC: cannot run "": /);
+    expect((await sq(['lock', spool, 'n', '--timeout', '0', '--', 'true'])).code).toBe(0); // and released
     const holder = start(['lock', spool, 'n', '--', 'sh', '-c', `touch ${dir}/held; while [ ! -e ${dir}/release ]; do sleep 0.05; done`]);
     running.push(holder);
     await waitFor(() => exists(join(dir, 'held')), 20_000);

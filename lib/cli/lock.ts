@@ -1,5 +1,5 @@
 /** spoolq lock SPOOL NAME -- CMD [ARGS...]: runs CMD holding a named lock, like flock(1). */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { type LockHandle, lock } from '../lock.js';
@@ -13,8 +13,8 @@ import {
   onStopSignals,
   parse,
   parseDuration,
+  type StopSignal,
   signalStatus,
-  stopController,
   UsageError,
 } from './common.js';
 
@@ -78,65 +78,81 @@ export const command: Command = {
       values.timeout === undefined ? Number.POSITIVE_INFINITY : parseDuration('timeout', values.timeout, { infinite: true });
     const staleMs = values.stale === undefined ? undefined : parseDuration('stale', values.stale);
 
-    // Our signal listeners stay installed from here until CMD has ended: between two sets of
-    // listeners Node restores the default action, and a SIGTERM then would kill us and leave
-    // CMD running without the lock.
-    const waiting = stopController();
-    let held: LockHandle;
+    // One set of signal listeners for the whole run, until the lock is released: without a
+    // listener Node takes the default action, and a SIGTERM would kill us holding the lock (or
+    // leave CMD running without it). What a signal does depends on the phase.
+    let phase: 'waiting' | 'running' | 'releasing' = 'waiting';
+    let stoppedBy: StopSignal | null = null;
+    let child: ChildProcess | undefined;
+    const waiting = new AbortController();
+    const stopListening = onStopSignals((signal) => {
+      if (phase === 'waiting') {
+        stoppedBy ??= signal;
+        waiting.abort(new Error(`stopped by ${signal}`));
+      } else if (phase === 'running') {
+        // CMD shares our process group, so Ctrl-C at a terminal reaches it directly: passing
+        // SIGINT on as well would interrupt it twice (its cleanup included). As flock(1) does,
+        // we only wait for it. SIGTERM and SIGHUP, usually sent to our pid alone, are passed on.
+        if (signal !== 'SIGINT') child?.kill(signal);
+      } // releasing: CMD has ended; finish the release, then exit with its status
+    });
     try {
-      held = await lock(spool, name, { timeoutMs, signal: waiting.signal, ...(staleMs === undefined ? {} : { staleMs }) });
-    } catch (error) {
-      waiting.dispose();
-      const by = waiting.stopped();
-      if (by) return signalStatus(by);
-      throw error;
+      let held: LockHandle;
+      try {
+        held = await lock(spool, name, { timeoutMs, signal: waiting.signal, ...(staleMs === undefined ? {} : { staleMs }) });
+      } catch (error) {
+        if (stoppedBy) return signalStatus(stoppedBy);
+        throw error;
+      }
+      if (stoppedBy) {
+        // a signal that came as the lock was taken
+        phase = 'releasing';
+        await held.release().catch(() => {});
+        return signalStatus(stoppedBy);
+      }
+      phase = 'running';
+      let status: number;
+      try {
+        status = await runHolding(
+          cmd,
+          held,
+          { SPOOLQ_LOCK_TOKEN: String(held.token), SPOOLQ_LOCK_NAME: name, SPOOLQ_SPOOL: resolve(spool) },
+          (spawned) => {
+            child = spawned;
+          },
+        );
+      } catch (error) {
+        phase = 'releasing';
+        await held.release().catch(() => {});
+        throw error;
+      }
+      phase = 'releasing';
+      let compromised = held.signal.aborted;
+      try {
+        await held.release();
+      } catch (error) {
+        if (!compromised) note(formatError(error, 'lock') ?? '');
+        compromised = true;
+      }
+      return compromised ? EXIT.ERROR : status;
+    } finally {
+      stopListening();
     }
-    const stoppedMeanwhile = waiting.stopped(); // a signal that came as the lock was taken
-    if (stoppedMeanwhile) {
-      waiting.dispose();
-      await held.release().catch(() => {});
-      return signalStatus(stoppedMeanwhile);
-    }
-
-    let compromised = false;
-    let status: number;
-    try {
-      status = await runHolding(
-        cmd,
-        held,
-        { SPOOLQ_LOCK_TOKEN: String(held.token), SPOOLQ_LOCK_NAME: name, SPOOLQ_SPOOL: resolve(spool) },
-        () => waiting.dispose(),
-      );
-    } catch (error) {
-      await held.release().catch(() => {});
-      throw error;
-    }
-    compromised = held.signal.aborted;
-    try {
-      await held.release();
-    } catch (error) {
-      if (!compromised) note(formatError(error, 'lock') ?? '');
-      compromised = true;
-    }
-    return compromised ? EXIT.ERROR : status;
   },
 };
 
-/**
- * Runs the command with the lock held; resolves to its exit status. `handOver` removes the
- * listeners of the wait, once ours are installed.
- */
-function runHolding(cmd: string[], held: LockHandle, env: Record<string, string>, handOver: () => void): Promise<number> {
+/** Runs the command with the lock held; resolves to its exit status. */
+function runHolding(cmd: string[], held: LockHandle, env: Record<string, string>, onSpawn: (child: ChildProcess) => void): Promise<number> {
   return new Promise((resolvePromise, reject) => {
-    // The command shares our process group, so Ctrl-C at a terminal reaches it directly: passing
-    // SIGINT on as well would interrupt it twice (its cleanup included). As flock(1) does, we
-    // only wait for it. SIGTERM and SIGHUP, usually sent to our pid alone, are passed on. (A
-    // listener runs from the event loop, so never before `child` below is set.)
-    const stopForwarding = onStopSignals((signal) => {
-      if (signal !== 'SIGINT') child.kill(signal);
-    });
-    handOver();
-    const child = spawn(cmd[0] as string, cmd.slice(1), { stdio: 'inherit', env: { ...process.env, ...env } });
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd[0] as string, cmd.slice(1), { stdio: 'inherit', env: { ...process.env, ...env } });
+    } catch (error) {
+      // Refused before any process was made (an empty name, a NUL byte): as a command not found.
+      reject(new ExecError(`cannot run ${JSON.stringify(cmd[0])}: ${(error as Error).message}`, EXIT.NOT_FOUND, { cause: error }));
+      return;
+    }
+    onSpawn(child);
     const onLost = () => {
       note(formatError(held.signal.reason, 'lock') ?? '');
       note('spoolq: sending SIGTERM to the command: it no longer holds the lock');
@@ -144,7 +160,6 @@ function runHolding(cmd: string[], held: LockHandle, env: Record<string, string>
     };
     held.signal.addEventListener('abort', onLost, { once: true });
     const finish = () => {
-      stopForwarding();
       held.signal.removeEventListener('abort', onLost);
     };
     child.once('error', (error: NodeJS.ErrnoException) => {
