@@ -532,11 +532,18 @@ class Checker {
       if (isErrno(error, 'ENOENT', 'ENOTDIR')) return; // made before bindings existed: receives every message
       throw error;
     }
+    let moved = false;
     for (const name of names) {
       const path = join(group.topics, name);
       const why = await bindingProblem(path, name);
-      if (why) await this.#quarantine('bad-binding', path, group, null, 'bad-name', `${why}: routing ignores it`);
+      if (why) {
+        await this.#quarantine('bad-binding', path, group, null, 'bad-name', `${why}: routing ignores it`);
+        moved ||= this.#settings.repair;
+      }
     }
+    // Some of these (a name that decodes to a pattern, though not as spoolq writes it) did route:
+    // say the routes changed, as bind and unbind do.
+    if (moved) await this.#spool.routesChanged();
   }
 
   /** Verifies a message file; 'gone' when it vanished (claimed, acked). */

@@ -6,8 +6,8 @@
  * directories never shrink, so buckets bound each listing, drained old buckets are removed,
  * and the index never holds more than `window` names however large the backlog is.
  */
-import { opendir, readdir, rmdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { opendir, readdir, rmdir, stat, statfs } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { isErrno } from './errors.js';
 import { type BucketName, parseBucket, parseReady } from './names.js';
 
@@ -114,11 +114,28 @@ export async function listBuckets(readyDir: string, result: ScanResult | null): 
 }
 
 /**
- * A bucket directory up to this size (ext4: ~32 bytes per entry, so ~130k names) is read in one
- * readdir(); a larger one is streamed, so memory stays bounded however large a bucket grows.
- * readdir() is ~3× faster than iterating opendir(), which costs a promise per name.
+ * A bucket directory up to this size (ext4: ~52 bytes per ready name, so ~80k names; tmpfs ~20,
+ * so ~200k) is read in one readdir(); a larger one is streamed, so memory stays bounded however
+ * large a bucket grows. readdir() is ~3× faster than iterating opendir(), which costs a promise
+ * per name. Only where a directory's size is its bytes: ZFS reports the entry count, some
+ * FUSE or network file systems 0, and there every bucket is streamed.
  */
 const READDIR_MAX_DIR_BYTES = 4 * 1024 * 1024;
+const SIZE_IN_BYTES = new Set([0xef53 /* ext2/3/4 */, 0x58465342 /* xfs */, 0x9123683e /* btrfs */, 0x01021994 /* tmpfs */]);
+
+/** Whether directory sizes are in bytes on the file system of `dir`, by ready directory. */
+const sizeInBytes = new Map<string, boolean>();
+
+async function readWhole(dir: string): Promise<boolean> {
+  const readyDir = dirname(dir);
+  let known = sizeInBytes.get(readyDir);
+  if (known === undefined) {
+    known = SIZE_IN_BYTES.has((await statfs(dir)).type);
+    if (sizeInBytes.size >= 1_000) sizeInBytes.clear();
+    sizeInBytes.set(readyDir, known);
+  }
+  return known && (await stat(dir)).size <= READDIR_MAX_DIR_BYTES;
+}
 
 /**
  * Lists one bucket directory, keeping its `window` smallest due names (sorted), and reporting
@@ -148,7 +165,7 @@ async function listBucket(
     }
   };
   try {
-    if ((await stat(dir)).size <= READDIR_MAX_DIR_BYTES) {
+    if (await readWhole(dir)) {
       for (const name of await readdir(dir)) take(name);
     } else {
       for await (const entry of await opendir(dir, { bufferSize: 256 })) take(entry.name);

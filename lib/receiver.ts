@@ -112,7 +112,9 @@ export class Receiver<T> {
   }
 
   #start(): Promise<void> {
-    this.#started ??= this.#watcher.start(() => this.wake());
+    // Wake once the watcher is ready: a scan that ran before (a pop with timeoutMs 0, which
+    // starts no watcher) may have missed a push that rang no one.
+    this.#started ??= this.#watcher.start(() => this.wake()).then(() => this.wake());
     return this.#started;
   }
 

@@ -73,7 +73,7 @@ const MAX_CACHED_SPOOLS = 100;
 export async function readRoutes(spool: Spool): Promise<Route[]> {
   const entries = (await readdir(spool.groups)).sort();
   const listing = entries.join('/');
-  const now = Date.now();
+  const now = performance.now(); // monotonic: a clock stepped back must not stretch the TTL
   const cached = cache.get(spool.groups);
   if (cached && cached.listing === listing && now - cached.readAt < ROUTES_TTL_MS) return cached.routes;
   const routes = await Promise.all(
