@@ -81,8 +81,8 @@ export class Receiver<T> {
     signal?.throwIfAborted();
     if (this.#closed) throw new ClosedError('The queue is closed; open it again to pop');
     const deadline = Date.now() + timeoutMs;
-    // The watcher (chokidar takes ~100 ms to be ready) is only for waiting: a pop that will not
-    // wait looks once without it.
+    // The watcher is only for waiting (starting chokidar costs ~1 ms, and inotify watches): a
+    // pop that will not wait looks once without it.
     if (timeoutMs > 0) await this.#start();
     for (;;) {
       if (this.#closed) return null;
