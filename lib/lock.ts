@@ -27,7 +27,7 @@
 import { InvalidNameError, InvalidOptionError, LockCompromisedError, LockTimeoutError, storageError } from './errors.js';
 import { openSpool } from './layout.js';
 import { isTakeable, type LockEntry, LockState } from './lock-state.js';
-import { checkInteger, invalid } from './options.js';
+import { checkInteger, GROUP_NAME, invalid, MAX_TIMER_MS } from './options.js';
 
 export interface LockOptions {
   /**
@@ -60,10 +60,10 @@ export interface LockHandle {
 
 const LOCK_DEFAULTS = Object.freeze({ staleMs: 10_000, timeoutMs: Number.POSITIVE_INFINITY, retryMs: 100 });
 const MIN_STALE_MS = 1_000;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const KNOWN_OPTIONS = ['staleMs', 'timeoutMs', 'retryMs', 'signal'];
 /** The rule of group names (options.ts): lock names become directory names too. */
-const LOCK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+/** Lock names follow the rule of group names: one safe path component. */
+const LOCK_NAME = GROUP_NAME;
 
 interface ResolvedLockOptions {
   readonly staleMs: number;

@@ -109,7 +109,8 @@ export const DEFAULTS: ResolvedOptions = Object.freeze({
 
 /** The hard ceiling of `maxMessageBytes`: lengths are stored as 32-bit integers. */
 export const MAX_MESSAGE_BYTES_LIMIT = 2 ** 31 - 1;
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The longest setTimeout delay Node honours; longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function describe(value: unknown): string {
   let shown: string;

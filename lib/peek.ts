@@ -13,7 +13,7 @@ import { GroupNotFoundError, isErrno, storageError } from './errors.js';
 import { openExistingSpool } from './existing-spool.js';
 import { CorruptFileError } from './message-file.js';
 import { parseReady } from './names.js';
-import { type CodecName, checkGroupName, checkInteger, DEFAULTS, invalid } from './options.js';
+import { type CodecName, checkGroupName, checkInteger, DEFAULTS, invalid, MAX_MESSAGE_BYTES_LIMIT } from './options.js';
 import { readMessageFile } from './read-message.js';
 import { listBuckets } from './ready-index.js';
 
@@ -62,7 +62,7 @@ export async function peek(dir: string, options: PeekOptions = {}): Promise<Peek
   }
   const group = checkGroupName(options.group ?? 'default');
   const limit = checkInteger('limit', options.limit ?? 10, 0, 1_000_000);
-  const maxMessageBytes = checkInteger('maxMessageBytes', options.maxMessageBytes ?? DEFAULTS.maxMessageBytes, 1, 2 ** 31 - 1);
+  const maxMessageBytes = checkInteger('maxMessageBytes', options.maxMessageBytes ?? DEFAULTS.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT);
   const { includeDelayed = false, onSkip } = options;
   if (onSkip !== undefined && typeof onSkip !== 'function') throw invalid('onSkip', 'a function', onSkip);
   const spool = await openExistingSpool(dir);

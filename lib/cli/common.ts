@@ -7,7 +7,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { GroupNotFoundError, MessageTooLargeError, SpoolqError } from '../errors.js';
 import { checkSpoolExists } from '../existing-spool.js';
 import type { Message } from '../message.js';
-import { checkGroupName } from '../options.js';
+import { checkGroupName, MAX_TIMER_MS } from '../options.js';
 import { openQueue, type Queue } from '../queue.js';
 
 type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
@@ -94,8 +94,6 @@ export function formatError(error: unknown, command: string | null): string | nu
 
 /** One command of the CLI. `run` resolves to the exit code. */
 export interface Command {
-  readonly name: string;
-  readonly summary: string;
   /** The whole `--help` text: synopsis, description, options, examples. */
   readonly help: string;
   run(argv: string[]): Promise<number>;
@@ -152,7 +150,6 @@ export function expectPositionals(positionals: string[], min: number, max: numbe
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A duration: `250` or `250ms`, `1.5s`, `2m`, `1h` → ms; `inf`/`forever` → Infinity if allowed. */
 export function parseDuration(option: string, text: string, { infinite = false } = {}): number {

@@ -75,8 +75,6 @@ Examples:
 `;
 
 export const command: Command = {
-  name: 'consume',
-  summary: 'run a command per message',
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, {

@@ -51,8 +51,6 @@ Examples:
 `;
 
 export const command: Command = {
-  name: 'dead',
-  summary: 'dead letters',
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, {

@@ -1,5 +1,6 @@
 /** spoolq fsck SPOOL [--repair]: checks every file and name of a spool. */
 import { type FsckProblem, fsck } from '../fsck.js';
+import { MAX_MESSAGE_BYTES_LIMIT } from '../options.js';
 import { type Command, EXIT, expectPositionals, out, parse, parseInteger, progress } from './common.js';
 
 const SYNOPSIS = 'spoolq fsck SPOOL [--repair] [--json] [--max-message-bytes N] [--max-attempts N]';
@@ -46,8 +47,6 @@ Examples:
 `;
 
 export const command: Command = {
-  name: 'fsck',
-  summary: 'check and repair',
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, {
@@ -65,7 +64,7 @@ export const command: Command = {
         repair,
         ...(values['max-message-bytes'] === undefined
           ? {}
-          : { maxMessageBytes: parseInteger('max-message-bytes', values['max-message-bytes'], 1, 2 ** 31 - 1) }),
+          : { maxMessageBytes: parseInteger('max-message-bytes', values['max-message-bytes'], 1, MAX_MESSAGE_BYTES_LIMIT) }),
         ...(values['max-attempts'] === undefined ? {} : { maxAttempts: parseInteger('max-attempts', values['max-attempts'], 1, 1000) }),
         onProgress: (done, total) => bar.update(done, total),
       });

@@ -33,8 +33,6 @@ Examples:
 `;
 
 export const command: Command = {
-  name: 'groups',
-  summary: 'groups and bindings',
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, { json: { type: 'boolean' } });

@@ -60,8 +60,6 @@ Examples:
 `;
 
 export const command: Command = {
-  name: 'lock',
-  summary: 'run a command holding a lock',
   help,
   async run(argv) {
     const separator = argv.indexOf('--');

@@ -60,10 +60,11 @@ Exit codes:
   2    bad usage: unknown option, bad value (EUSAGE, EINVALID_OPTION, EINVALID_NAME); nothing done
   3    nothing to do in time: pop found no message, lock --timeout expired
   4    fsck: problems remain
+  123  consume: some command failed (its message was nacked), as with xargs
   126  consume/lock: the command cannot be executed; 127: not found
   128+N  interrupted by signal N while waiting (130: Ctrl-C)
   141  stdout was closed by its reader
-  lock exits with the status of its command; consume with that of the last failed command.
+  lock exits with the status of its command.
 
 Examples:
   seq 3 | spoolq push /tmp/q --lines            # three messages: 1, 2, 3

@@ -30,8 +30,6 @@ Examples:
 `;
 
 export const command: Command = {
-  name: 'peek',
-  summary: 'show without taking',
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, {

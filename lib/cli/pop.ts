@@ -51,8 +51,6 @@ Examples:
 `;
 
 export const command: Command = {
-  name: 'pop',
-  summary: 'take one message',
   help,
   async run(argv) {
     const { values, positionals } = parse(optionalValue(argv, 'wait', 'w', 'inf'), {

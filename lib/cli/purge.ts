@@ -24,8 +24,6 @@ Examples:
 `;
 
 export const command: Command = {
-  name: 'purge',
-  summary: 'remove waiting messages',
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, {

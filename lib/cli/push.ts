@@ -57,8 +57,6 @@ Examples:
 type Mode = 'text' | 'raw' | 'json';
 
 export const command: Command = {
-  name: 'push',
-  summary: 'push messages',
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, {

@@ -57,8 +57,6 @@ interface Snapshot {
 }
 
 export const command: Command = {
-  name: 'stats',
-  summary: 'counts per group',
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, {

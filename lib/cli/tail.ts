@@ -44,8 +44,6 @@ Examples:
 `;
 
 export const command: Command = {
-  name: 'tail',
-  summary: 'print messages as JSON lines',
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, {
