@@ -6,8 +6,8 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { removeReason } from './dead-letters.js';
-import { GroupNotFoundError, ioHint, isErrno, StorageError, storageError } from './errors.js';
-import { openExistingSpool } from './existing-spool.js';
+import { ioHint, isErrno, StorageError, storageError } from './errors.js';
+import { openExistingGroup } from './existing-spool.js';
 import { parseReady } from './names.js';
 import { checkGroupName, invalid } from './options.js';
 
@@ -32,9 +32,7 @@ export async function purgeDeadLetters(dir: string, options: PurgeDeadOptions = 
   if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string'))) {
     throw invalid('ids', 'an array of dead letter ids', ids);
   }
-  const spool = await openExistingSpool(dir);
-  if (!(await spool.hasGroup(group))) throw new GroupNotFoundError(`There is no group ${group} in the spool at ${spool.root}`);
-  const dead = spool.group(group).dead;
+  const dead = (await openExistingGroup(dir, group)).paths.dead;
   const wanted = ids ? new Set(ids) : null;
   try {
     const letters = (await readdir(dead))

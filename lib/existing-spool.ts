@@ -5,8 +5,8 @@
  */
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { SpoolFormatError, SpoolPathError, SpoolqError } from './errors.js';
-import { FORMAT_FILE, openSpool, type Spool } from './layout.js';
+import { GroupNotFoundError, SpoolFormatError, SpoolPathError, SpoolqError } from './errors.js';
+import { FORMAT_FILE, type GroupPaths, openSpool, type Spool } from './layout.js';
 
 /**
  * Resolves to the absolute path of the spool at `dir`; rejects with ESPOOL_PATH when it is
@@ -44,4 +44,11 @@ export async function checkSpoolExists(dir: string): Promise<string> {
 export async function openExistingSpool(dir: string, strictModes = true): Promise<Spool> {
   const root = await checkSpoolExists(dir);
   return openSpool(root, false, { share: undefined, strictModes });
+}
+
+/** A group of the existing spool at `dir`; EGROUP_NOT_FOUND when it has none of that name. */
+export async function openExistingGroup(dir: string, group: string): Promise<{ spool: Spool; paths: GroupPaths }> {
+  const spool = await openExistingSpool(dir);
+  if (!(await spool.hasGroup(group))) throw new GroupNotFoundError(`There is no group ${group} in the spool at ${spool.root}`);
+  return { spool, paths: spool.group(group) };
 }

@@ -9,12 +9,12 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GroupNotFoundError, isErrno, storageError } from './errors.js';
-import { openExistingSpool } from './existing-spool.js';
+import { isErrno, storageError } from './errors.js';
+import { openExistingGroup } from './existing-spool.js';
 import { CorruptFileError } from './message-file.js';
 import { parseReady } from './names.js';
 import { type CodecName, checkGroupName, checkInteger, DEFAULTS, invalid, MAX_MESSAGE_BYTES_LIMIT } from './options.js';
-import { readMessageFile } from './read-message.js';
+import { type ReadMessage, readMessageFile } from './read-message.js';
 import { listBuckets } from './ready-index.js';
 
 export interface PeekOptions {
@@ -65,11 +65,7 @@ export async function peek(dir: string, options: PeekOptions = {}): Promise<Peek
   const maxMessageBytes = checkInteger('maxMessageBytes', options.maxMessageBytes ?? DEFAULTS.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT);
   const { includeDelayed = false, onSkip } = options;
   if (onSkip !== undefined && typeof onSkip !== 'function') throw invalid('onSkip', 'a function', onSkip);
-  const spool = await openExistingSpool(dir);
-  if (!(await spool.hasGroup(group))) {
-    throw new GroupNotFoundError(`There is no group ${group} in the spool at ${spool.root}`);
-  }
-  const paths = spool.group(group);
+  const { paths } = await openExistingGroup(dir, group);
   const now = Date.now();
   const found: PeekedMessage[] = [];
   try {
@@ -87,7 +83,7 @@ export async function peek(dir: string, options: PeekOptions = {}): Promise<Peek
         const ready = parseReady(name);
         if (!ready || (!includeDelayed && ready.visibleAt > now)) continue;
         const file = join(paths.ready, bucket, name);
-        let read: Awaited<ReturnType<typeof readMessageFile>>;
+        let read: ReadMessage;
         try {
           read = await readMessageFile(file, maxMessageBytes);
         } catch (error) {
