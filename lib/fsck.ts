@@ -39,6 +39,7 @@ import { CorruptFileError } from './message-file.js';
 import { parseBucket, parseLeased, parseReady } from './names.js';
 import { checkInteger, DEFAULTS, GROUP_NAME, invalid, MAX_MESSAGE_BYTES_LIMIT } from './options.js';
 import { readMessageFile, TooLargeFileError } from './read-message.js';
+import { listBuckets } from './ready-index.js';
 import { TMP_MAX_AGE_MS } from './recovery.js';
 import { parsePattern } from './topics.js';
 
@@ -343,9 +344,8 @@ class Checker {
   }
 
   /** Valid bucket directories of a group (without reporting: the check does). */
-  async #buckets(group: GroupPaths): Promise<string[]> {
-    const entries = await readdir(group.ready, { withFileTypes: true }).catch(() => []);
-    return entries.filter((e) => e.isDirectory() && parseBucket(e.name)).map((e) => e.name);
+  #buckets(group: GroupPaths): Promise<string[]> {
+    return listBuckets(group.ready, null).catch(() => []);
   }
 
   async #checkGroup(group: GroupPaths): Promise<void> {

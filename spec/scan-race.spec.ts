@@ -2,22 +2,28 @@
  * A scan racing a producer at a bucket boundary (strict FIFO per producer). The fs wrapper
  * plays the producer at the worst moment: after the scan listed the older bucket, and before
  * it lists the newer one, message 1 is linked into the older bucket and message 2 into the
- * newer one. The scan must not return message 2 without message 1.
+ * newer one. The scan must not return message 2 without message 1. Both ways of listing a
+ * bucket are run: one readdir() (small buckets on ext4 and the like) and streaming with
+ * opendir() (large buckets, and file systems whose directory sizes are not bytes).
  */
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { formatBucket, formatReady } from '../lib/names.js';
 import { cleanup, tempDir } from './helpers.js';
 
-/** Runs before a directory is listed (a bucket is read by readdir, or streamed by opendir). */
-const hook: { beforeListing?: (dir: string) => Promise<void> } = {};
+/** Runs before a directory is listed; `stream` makes statfs report a file system of unknown type. */
+const hook: { beforeListing?: (dir: string) => Promise<void>; stream: boolean; listedBy: Set<string> } = {
+  stream: false,
+  listedBy: new Set(),
+};
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
   return {
     ...real,
     opendir: async (dir: string, options?: object) => {
+      hook.listedBy.add('opendir');
       await hook.beforeListing?.(dir);
       return real.opendir(dir, options);
     },
@@ -25,62 +31,77 @@ vi.mock('node:fs/promises', async (importOriginal) => {
       await hook.beforeListing?.(dir);
       return real.readdir(dir, options);
     },
+    statfs: async (path: string) => ({ ...(await real.statfs(path)), ...(hook.stream ? { type: 0 } : {}) }),
   };
 });
 
 afterEach(async () => {
   hook.beforeListing = undefined;
+  hook.listedBy.clear();
   await cleanup();
 });
 
-it('a scan never returns a later message of a producer without the earlier one across buckets', async () => {
-  const { scanReady } = await import('../lib/ready-index.js');
-  const bucketMs = 10_000;
-  const now = Date.now();
-  const older = now - bucketMs; // the previous bucket
-  const ready = await tempDir();
-  const olderDir = join(ready, formatBucket(4, older, bucketMs));
-  const newerDir = join(ready, formatBucket(4, now, bucketMs));
-  await fsp.mkdir(olderDir);
-  await fsp.mkdir(newerDir);
-  const producer = 'ab'.repeat(6);
-  const m1 = formatReady({ priority: 4, visibleAt: older + bucketMs - 1, id: `${producer}000000000001`, attempt: 1 });
-  const m2 = formatReady({ priority: 4, visibleAt: now, id: `${producer}000000000002`, attempt: 1 });
-  let linked = false;
-  hook.beforeListing = async (dir) => {
-    if (dir === newerDir && !linked) {
-      linked = true;
-      await fsp.writeFile(join(olderDir, m1), 'm1');
-      await fsp.writeFile(join(newerDir, m2), 'm2');
-    }
-  };
-  const scan = await scanReady(ready, bucketMs, 100, now);
-  expect(linked).toBe(true);
-  expect(scan.entries.map((e) => e.name)).toEqual([m1, m2]);
-});
+describe.each([
+  ['read whole', false],
+  ['streamed', true],
+])('buckets %s', (_, stream) => {
+  beforeEach(() => {
+    hook.stream = stream;
+  });
+  afterEach(() => {
+    // the way under test was the one taken
+    expect(hook.listedBy.has('opendir')).toBe(stream);
+  });
 
-it('also when the older bucket is created after the scan read the bucket list', async () => {
-  const { scanReady } = await import('../lib/ready-index.js');
-  const bucketMs = 10_000;
-  const now = Date.now();
-  const older = now - bucketMs;
-  const ready = await tempDir();
-  const olderDir = join(ready, formatBucket(4, older, bucketMs));
-  const newerDir = join(ready, formatBucket(4, now, bucketMs));
-  await fsp.mkdir(newerDir); // only the newer bucket exists when the scan starts
-  const producer = 'cd'.repeat(6);
-  const m1 = formatReady({ priority: 4, visibleAt: older + bucketMs - 1, id: `${producer}000000000001`, attempt: 1 });
-  const m2 = formatReady({ priority: 4, visibleAt: now, id: `${producer}000000000002`, attempt: 1 });
-  let linked = false;
-  hook.beforeListing = async (dir) => {
-    if (dir === newerDir && !linked) {
-      linked = true;
-      await fsp.mkdir(olderDir);
-      await fsp.writeFile(join(olderDir, m1), 'm1');
-      await fsp.writeFile(join(newerDir, m2), 'm2');
-    }
-  };
-  const scan = await scanReady(ready, bucketMs, 100, now);
-  expect(linked).toBe(true);
-  expect(scan.entries.map((e) => e.name)).toEqual([m1, m2]);
+  it('a scan never returns a later message of a producer without the earlier one across buckets', async () => {
+    const { scanReady } = await import('../lib/ready-index.js');
+    const bucketMs = 10_000;
+    const now = Date.now();
+    const older = now - bucketMs; // the previous bucket
+    const ready = await tempDir();
+    const olderDir = join(ready, formatBucket(4, older, bucketMs));
+    const newerDir = join(ready, formatBucket(4, now, bucketMs));
+    await fsp.mkdir(olderDir);
+    await fsp.mkdir(newerDir);
+    const producer = 'ab'.repeat(6);
+    const m1 = formatReady({ priority: 4, visibleAt: older + bucketMs - 1, id: `${producer}000000000001`, attempt: 1 });
+    const m2 = formatReady({ priority: 4, visibleAt: now, id: `${producer}000000000002`, attempt: 1 });
+    let linked = false;
+    hook.beforeListing = async (dir) => {
+      if (dir === newerDir && !linked) {
+        linked = true;
+        await fsp.writeFile(join(olderDir, m1), 'm1');
+        await fsp.writeFile(join(newerDir, m2), 'm2');
+      }
+    };
+    const scan = await scanReady(ready, bucketMs, 100, now);
+    expect(linked).toBe(true);
+    expect(scan.entries.map((e) => e.name)).toEqual([m1, m2]);
+  });
+
+  it('also when the older bucket is created after the scan read the bucket list', async () => {
+    const { scanReady } = await import('../lib/ready-index.js');
+    const bucketMs = 10_000;
+    const now = Date.now();
+    const older = now - bucketMs;
+    const ready = await tempDir();
+    const olderDir = join(ready, formatBucket(4, older, bucketMs));
+    const newerDir = join(ready, formatBucket(4, now, bucketMs));
+    await fsp.mkdir(newerDir); // only the newer bucket exists when the scan starts
+    const producer = 'cd'.repeat(6);
+    const m1 = formatReady({ priority: 4, visibleAt: older + bucketMs - 1, id: `${producer}000000000001`, attempt: 1 });
+    const m2 = formatReady({ priority: 4, visibleAt: now, id: `${producer}000000000002`, attempt: 1 });
+    let linked = false;
+    hook.beforeListing = async (dir) => {
+      if (dir === newerDir && !linked) {
+        linked = true;
+        await fsp.mkdir(olderDir);
+        await fsp.writeFile(join(olderDir, m1), 'm1');
+        await fsp.writeFile(join(newerDir, m2), 'm2');
+      }
+    };
+    const scan = await scanReady(ready, bucketMs, 100, now);
+    expect(linked).toBe(true);
+    expect(scan.entries.map((e) => e.name)).toEqual([m1, m2]);
+  });
 });
