@@ -81,24 +81,18 @@ export class Consumer<T> {
   }
 
   async #handle(message: Message<T>): Promise<void> {
-    const keepAlive = setInterval(
-      () => {
-        if (message.settled) return clearInterval(keepAlive); // the handler acked or nacked it itself
-        message.extend(this.leaseMs).catch((error) => {
-          clearInterval(keepAlive);
-          if (!message.settled) this.#onError(error, message as Message<unknown>);
-        });
-      },
-      Math.max(1, Math.floor(this.leaseMs / 3)),
-    );
-    keepAlive.unref();
     let failure: unknown = null;
     try {
-      await this.handler(message);
+      await keepingLease(
+        message,
+        this.leaseMs,
+        (error) => this.#onError(error, message as Message<unknown>),
+        async () => {
+          await this.handler(message);
+        },
+      );
     } catch (error) {
       failure = error ?? new Error('handler threw a nullish value');
-    } finally {
-      clearInterval(keepAlive);
     }
     if (message.settled) return; // the handler acked or nacked it itself
     try {
@@ -107,5 +101,34 @@ export class Consumer<T> {
     } catch (error) {
       this.#onError(error as Error, message as Message<unknown>);
     }
+  }
+}
+
+/**
+ * Runs `fn` while extending the lease of `message` every leaseMs/3, so long work keeps its
+ * message; stops once `fn` settles or the message is settled. A failed extension goes to
+ * `onError` (the lease may be lost: an ack would then fail with ELEASE_LOST).
+ */
+export async function keepingLease<R>(
+  message: Message<unknown>,
+  leaseMs: number,
+  onError: (error: Error) => void,
+  fn: () => Promise<R>,
+): Promise<R> {
+  const keepAlive = setInterval(
+    () => {
+      if (message.settled) return clearInterval(keepAlive); // acked or nacked already
+      message.extend(leaseMs).catch((error) => {
+        clearInterval(keepAlive);
+        if (!message.settled) onError(error);
+      });
+    },
+    Math.max(1, Math.floor(leaseMs / 3)),
+  );
+  keepAlive.unref();
+  try {
+    return await fn();
+  } finally {
+    clearInterval(keepAlive);
   }
 }

@@ -111,6 +111,30 @@ describe.concurrent('consume', () => {
     expect(stats.groups.default).toMatchObject({ ready: 1, leased: 0, delayed: 0 });
   });
 
+  it('a command slower than --lease keeps its message: the lease is extended while it runs', async ({ expect }) => {
+    const dir = await tempDir();
+    const spool = join(dir, 'spool');
+    const out = join(dir, 'out');
+    await sq(['push', spool, 'slow']);
+    // Another worker is free the whole time: an expired lease would hand it the message again.
+    const r = await sq([
+      'consume',
+      spool,
+      '--exec',
+      `sleep 1.5; echo "$SPOOLQ_ATTEMPTS" >> ${out}`,
+      '--lease',
+      '300ms',
+      '--concurrency',
+      '2',
+      '--idle',
+      '500',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readFile(out, 'utf8')).toBe('1\n');
+    const stats = JSON.parse((await sq(['stats', spool, '--json'])).stdout);
+    expect(stats.groups.default).toMatchObject({ ready: 0, leased: 0, delayed: 0, dead: 0 });
+  });
+
   it('a command that cannot be found stops consume with 127 before it burns the queue', async ({ expect }) => {
     const spool = await spoolPath();
     await sq(['push', spool, 'a', 'b', 'c']);

@@ -2,8 +2,9 @@
  * The consuming loop of `consume` and `tail`: workers that pop and handle messages until stopped,
  * with an exact `--max` (a message is only claimed when the count allows it, so none is claimed
  * and then given back) and `--idle` (stop when nothing arrived for a while and nothing runs).
- * While a message is handled its lease is extended, so slow handling keeps its message.
+ * While a message is handled its lease is extended (keepingLease, as consume() does).
  */
+import { keepingLease } from '../consume.js';
 import type { Message } from '../message.js';
 import { formatError, type RawQueue } from './common.js';
 
@@ -46,24 +47,13 @@ export async function work(q: RawQueue, options: WorkOptions, handle: (message: 
         continue;
       }
       running++;
-      const keepAlive = setInterval(
-        () => {
-          if (message.settled) return;
-          message.extend(leaseMs).catch((error) => {
-            clearInterval(keepAlive);
-            if (!message.settled) process.stderr.write(`${formatError(error, null)} (message ${message.id})\n`);
-          });
-        },
-        Math.max(1, Math.floor(leaseMs / 3)),
-      );
-      keepAlive.unref();
+      const onLeaseError = (error: Error) => process.stderr.write(`${formatError(error, null)} (message ${message.id})\n`);
       try {
-        await handle(message);
+        await keepingLease(message, leaseMs, onLeaseError, () => handle(message));
       } catch (error) {
         failure ??= error; // stdout closed, a failed ack: stop taking, let the others finish
         halt.abort();
       } finally {
-        clearInterval(keepAlive);
         running--;
       }
     }
