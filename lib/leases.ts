@@ -11,8 +11,13 @@
  * The token makes the leased name unique to one claim: a consumer whose lease was reaped can
  * never ack, extend or nack the redelivered copy (fencing). No fsync here: losing a claim or
  * an ack in a crash only causes a redelivery, which at-least-once allows.
+ *
+ * The renames and unlinks of one message are synchronous calls: each is one metadata change
+ * of a few µs in the kernel, and a trip through libuv's thread pool would cost it 50–100 µs
+ * of CPU (bench/README.md, "Consumer fast path"). Listings stay asynchronous.
  */
-import { readdir, rename, unlink } from 'node:fs/promises';
+import { renameSync, unlinkSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type DeadCode, moveToDead } from './dead-letters.js';
 import { ensureDir, exists, type Modes } from './durable-fs.js';
@@ -64,7 +69,7 @@ export class Leases {
     const lease: Lease = { name: '', ready, readyName: entry.name, token: newToken(), deadline: now + this.settings.leaseMs };
     lease.name = formatLeased({ deadline: lease.deadline, ready: entry.name, token: lease.token });
     try {
-      await rename(join(entry.dir, entry.name), this.#leased(lease.name));
+      renameSync(join(entry.dir, entry.name), this.#leased(lease.name));
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return 'taken';
       throw storageError(error, 'claim a message');
@@ -87,7 +92,7 @@ export class Leases {
     const deadline = Date.now() + ms;
     const name = formatLeased({ deadline, ready: lease.readyName, token: lease.token });
     try {
-      await rename(this.#leased(lease.name), this.#leased(name));
+      renameSync(this.#leased(lease.name), this.#leased(name));
     } catch (error) {
       throw this.#lost(error, 'extend');
     }
@@ -97,7 +102,7 @@ export class Leases {
 
   async ack(lease: Lease): Promise<void> {
     try {
-      await unlink(this.#leased(lease.name));
+      unlinkSync(this.#leased(lease.name));
     } catch (error) {
       throw this.#lost(error, 'ack');
     }
@@ -185,7 +190,7 @@ export class Leases {
     const target = join(bucket, formatReady({ ...ready, visibleAt, attempt: ready.attempt + 1 }));
     for (let attempt = 0; ; attempt++) {
       try {
-        await rename(from, target);
+        renameSync(from, target);
         return;
       } catch (error) {
         // ENOENT: either the source is gone (the lease was lost) or the bucket is missing.
