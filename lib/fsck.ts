@@ -36,7 +36,7 @@ import { type GroupPaths, openSpool, ROUTES_MARK, readFormat, type Spool } from 
 import { Leases } from './leases.js';
 import { parseLockEntry } from './lock-state.js';
 import { CorruptFileError } from './message-file.js';
-import { parseBucket, parseLeased, parseReady } from './names.js';
+import { parseBucket, parseLeased, parseReady, type ReadyName, unsettled } from './names.js';
 import { checkInteger, DEFAULTS, GROUP_NAME, invalid, MAX_MESSAGE_BYTES_LIMIT } from './options.js';
 import { readMessageFile, TooLargeFileError } from './read-message.js';
 import { listBuckets } from './ready-index.js';
@@ -76,9 +76,9 @@ export interface FsckReport {
   /** Whether this run repaired. */
   repair: boolean;
   groups: number;
-  /** Message files whose header, length, CRC and attributes were verified (per group). */
+  /** Message files (or envelopes) whose header, length, CRC and attributes were verified (per group). */
   checked: number;
-  /** Counts seen, over every group: due, not yet due, leased, dead letters. */
+  /** Messages seen, over every group (an envelope counts those it still holds): due, not yet due, leased; dead letters. */
   ready: number;
   delayed: number;
   leased: number;
@@ -433,14 +433,14 @@ class Checker {
           await this.#quarantine('bad-name', file, group, null, 'bad-name', `not a spoolq message name: ${JSON.stringify(name)}`);
           return;
         }
-        const verdict = await this.#verify(file, ready.id);
+        const verdict = await this.#verify(file, ready);
         if (verdict === 'gone') return;
         if (verdict !== 'ok') {
           await this.#quarantine(verdict.kind, file, group, name, verdict.kind, verdict.reason);
           return;
         }
-        if (ready.visibleAt > this.#now) this.#report.delayed++;
-        else this.#report.ready++;
+        if (ready.visibleAt > this.#now) this.#report.delayed += unsettled(ready);
+        else this.#report.ready += unsettled(ready);
       });
     }
   }
@@ -460,7 +460,7 @@ class Checker {
         await this.#quarantine('bad-name', file, group, null, 'bad-name', `not a leased message name: ${JSON.stringify(name)}`);
         continue;
       }
-      const verdict = await this.#verify(file, ready.id);
+      const verdict = await this.#verify(file, ready);
       if (verdict === 'gone') continue; // acked, extended or reaped meanwhile
       const isExpired = leased.deadline <= this.#now;
       if (verdict !== 'ok') {
@@ -478,7 +478,7 @@ class Checker {
         }
         continue;
       }
-      this.#report.leased++;
+      this.#report.leased += unsettled(ready);
       if (isExpired) {
         const last = ready.attempt >= this.#settings.maxAttempts;
         expired.push(
@@ -501,6 +501,7 @@ class Checker {
       bucketMs: this.#spool.bucketMs,
       sync: true,
       modes: this.#spool.modes,
+      tmp: this.#spool.tmp,
     });
     await leases.reap(this.#now);
     for (const problem of expired) problem.repaired = !(await exists(join(this.#root, problem.path)));
@@ -547,16 +548,19 @@ class Checker {
   }
 
   /** Verifies a message file; 'gone' when it vanished (claimed, acked). */
-  async #verify(file: string, id: string): Promise<Verdict> {
+  async #verify(file: string, name: ReadyName): Promise<Verdict> {
     this.#done++;
     this.#settings.onProgress?.(this.#done, Math.max(this.#total, this.#done));
     try {
-      const read = await readMessageFile(file, this.#settings.maxMessageBytes);
+      const { records } = await readMessageFile(file, this.#settings.maxMessageBytes, name.count);
       this.#report.checked++;
-      if (read.attributes?.id !== id) {
-        return { kind: 'corrupt', reason: `the id in the file (${JSON.stringify(read.attributes?.id)}) is not the id in its name (${id})` };
+      const first = records[0]?.attributes;
+      if (first?.id !== name.id) {
+        return { kind: 'corrupt', reason: `the id in the file (${JSON.stringify(first?.id)}) is not the id in its name (${name.id})` };
       }
-      if (typeof read.attributes.enqueuedAt !== 'number') return { kind: 'corrupt', reason: 'the attributes have no enqueuedAt time' };
+      if (records.some((r) => typeof r.attributes.enqueuedAt !== 'number')) {
+        return { kind: 'corrupt', reason: 'the attributes have no enqueuedAt time' };
+      }
       return 'ok';
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return 'gone';

@@ -12,6 +12,13 @@
  * never ack, extend or nack the redelivered copy (fencing). No fsync here: losing a claim or
  * an ack in a crash only causes a redelivery, which at-least-once allows.
  *
+ * An envelope (several messages in one file) is claimed, extended and reaped whole, by the same
+ * renames. Its records are settled one by one, in its name: an ack of record i renames the lease
+ * to the same name with bit i set in its settled bitmap, and the ack of the last one unlinks it.
+ * A nack of record i first writes that record out as a message file of its own (ready/ with
+ * attempt+1, or dead/), then sets bit i. A reaped envelope keeps its bitmap, so only the
+ * records not yet settled come back; one that runs out of attempts is split into dead letters.
+ *
  * The renames and unlinks of one message are synchronous calls: each is one metadata change
  * of a few µs in the kernel, and a trip through libuv's thread pool would cost it 50–100 µs
  * of CPU (bench/README.md, "Consumer fast path"). Listings stay asynchronous.
@@ -20,28 +27,37 @@ import { renameSync, unlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type DeadCode, moveToDead } from './dead-letters.js';
-import { ensureDir, exists, type Modes } from './durable-fs.js';
+import { ensureDir, exists, fsyncDir, type Modes, writeNewFile } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
-import { CorruptFileError, type DecodedFile } from './message-file.js';
+import { CorruptFileError } from './message-file.js';
 import { formatBucket, formatLeased, formatReady, newToken, parseLeased, parseReady, type ReadyName } from './names.js';
-import { readMessageFile, TooLargeFileError } from './read-message.js';
+import { type ReadRecord, readMessageFile, TooLargeFileError } from './read-message.js';
 import type { IndexEntry } from './ready-index.js';
 
 export interface Lease {
-  /** The current leased name (changes on extend). */
+  /** The current leased name (changes on extend, and on each settled record of an envelope). */
   name: string;
+  /** The ready name as claimed: priority, attempt, and for an envelope its record count. */
   readonly ready: ReadyName;
   readonly readyName: string;
   readonly token: string;
   deadline: number;
+  /** The records of an envelope settled so far (bit i = record i); 0n for one message. */
+  settled: bigint;
+}
+
+/** A record delivered from a claimed file: the only one of a message file, or one of an envelope's. */
+export interface ClaimedRecord {
+  /** Its place in the file (0 for a message file). */
+  index: number;
+  record: ReadRecord;
 }
 
 export interface Claimed {
   lease: Lease;
-  file: DecodedFile;
-  /** The payload decoded by the codec the file was written with. */
-  data: unknown;
+  /** The records still to deliver, in order (all but the settled ones of an envelope). */
+  records: ClaimedRecord[];
 }
 
 export interface LeaseSettings {
@@ -51,7 +67,12 @@ export interface LeaseSettings {
   bucketMs: number;
   sync: boolean;
   modes: Modes;
+  /** The spool's tmp/: where the nack of an envelope record writes its own file. */
+  tmp: string;
 }
+
+const bit = (index: number): bigint => 1n << BigInt(index);
+const allOf = (count: number): bigint => (1n << BigInt(count)) - 1n;
 
 export class Leases {
   constructor(
@@ -66,8 +87,16 @@ export class Leases {
   async claim(entry: IndexEntry, now = Date.now()): Promise<Claimed | 'taken' | 'quarantined'> {
     const ready = parseReady(entry.name);
     if (!ready) return 'taken';
-    const lease: Lease = { name: '', ready, readyName: entry.name, token: newToken(), deadline: now + this.settings.leaseMs };
-    lease.name = formatLeased({ deadline: lease.deadline, ready: entry.name, token: lease.token });
+    const token = newToken();
+    const deadline = now + this.settings.leaseMs;
+    const lease: Lease = {
+      name: formatLeased({ deadline, ready: entry.name, token }),
+      ready,
+      readyName: entry.name,
+      token,
+      deadline,
+      settled: ready.settled,
+    };
     try {
       renameSync(join(entry.dir, entry.name), this.#leased(lease.name));
     } catch (error) {
@@ -75,8 +104,13 @@ export class Leases {
       throw storageError(error, 'claim a message');
     }
     try {
-      const file = await readMessageFile(this.#leased(lease.name), this.settings.maxMessageBytes);
-      return { lease, file, data: file.data };
+      const { records } = await readMessageFile(this.#leased(lease.name), this.settings.maxMessageBytes, ready.count);
+      const left = records.map((record, index) => ({ index, record })).filter(({ index }) => (lease.settled & bit(index)) === 0n);
+      if (left.length === 0) {
+        unlinkSync(this.#leased(lease.name)); // every record was settled: nothing left to deliver
+        return 'taken';
+      }
+      return { lease, records: left };
     } catch (error) {
       // Gone between our rename and the read: the group was deleted, or the lease expired and
       // another consumer reaped it. Either way it is not ours any more.
@@ -90,7 +124,7 @@ export class Leases {
 
   async extend(lease: Lease, ms: number): Promise<void> {
     const deadline = Date.now() + ms;
-    const name = formatLeased({ deadline, ready: lease.readyName, token: lease.token });
+    const name = this.#leasedName(lease, deadline, lease.settled);
     try {
       renameSync(this.#leased(lease.name), this.#leased(name));
     } catch (error) {
@@ -100,38 +134,103 @@ export class Leases {
     lease.deadline = deadline;
   }
 
-  async ack(lease: Lease): Promise<void> {
+  /** Returns a claimed envelope to ready/ as it was (same attempt), keeping what was settled. */
+  async release(lease: Lease): Promise<void> {
+    const { ready } = lease;
+    await this.#requeue(this.#leased(lease.name), { ...ready, settled: lease.settled }, ready.visibleAt, ready.attempt);
+  }
+
+  /** Acks record `index` (0 for a message file): removes the file once every record is settled. */
+  async ack(lease: Lease, index = 0): Promise<void> {
     try {
-      unlinkSync(this.#leased(lease.name));
+      this.#settle(lease, index);
     } catch (error) {
       throw this.#lost(error, 'ack');
     }
   }
 
+  /** Marks record `index` settled in the lease's name, or unlinks the file when it was the last. */
+  #settle(lease: Lease, index: number): void {
+    const settled = lease.settled | bit(index);
+    if (settled === allOf(lease.ready.count)) {
+      unlinkSync(this.#leased(lease.name));
+    } else {
+      const name = this.#leasedName(lease, lease.deadline, settled);
+      renameSync(this.#leased(lease.name), this.#leased(name));
+      lease.name = name;
+    }
+    lease.settled = settled;
+  }
+
   /**
    * Returns a message to ready/ with attempt+1, visible after `delayMs`; after the last attempt
-   * it becomes a dead letter.
+   * it becomes a dead letter. A record of an envelope is first written out as a message of its
+   * own, then settled in the envelope.
    */
-  async retry(lease: Lease, delayMs: number, reason: string): Promise<void> {
+  async retry(lease: Lease, claimed: ClaimedRecord, delayMs: number, reason: string): Promise<void> {
+    const visibleAt = Date.now() + delayMs;
+    const last = lease.ready.attempt >= this.settings.maxAttempts;
+    const why = {
+      code: 'max-attempts' as const,
+      reason: `failed ${lease.ready.attempt} of ${this.settings.maxAttempts} attempts: ${reason}`,
+    };
+    if (lease.ready.count > 1) {
+      const copy = await this.#writeOut(lease.ready, claimed.record, last ? null : visibleAt, why);
+      try {
+        this.#settle(lease, claimed.index);
+      } catch (error) {
+        // The lease was lost while the copy was written: the envelope will deliver the record
+        // again, so take the copy back (a consumer that claimed it meanwhile keeps it).
+        try {
+          unlinkSync(copy);
+        } catch {}
+        throw this.#lost(error, 'nack');
+      }
+      return;
+    }
     const from = this.#leased(lease.name);
-    if (lease.ready.attempt >= this.settings.maxAttempts) {
-      const moved = await moveToDead(
-        from,
-        this.group.dead,
-        lease.readyName,
-        {
-          code: 'max-attempts',
-          reason: `failed ${lease.ready.attempt} of ${this.settings.maxAttempts} attempts: ${reason}`,
-        },
-        this.settings.modes,
-      );
+    if (last) {
+      const moved = await moveToDead(from, this.group.dead, lease.readyName, why, this.settings.modes);
       if (!moved) throw this.#lost(Object.assign(new Error('gone'), { code: 'ENOENT' }), 'nack');
       return;
     }
     try {
-      await this.#requeue(from, lease.ready, Date.now() + delayMs);
+      await this.#requeue(from, lease.ready, visibleAt);
     } catch (error) {
       throw this.#lost(error, 'nack');
+    }
+  }
+
+  /**
+   * Writes one record of an envelope out as a message file of its own: into ready/ with
+   * attempt+1 visible at `visibleAt`, or, with null, into dead/ with `why`. Durable (with
+   * `sync`) before it returns, since the envelope then drops the record. Returns its path.
+   */
+  async #writeOut(
+    envelope: ReadyName,
+    record: ReadRecord,
+    visibleAt: number | null,
+    why: { code: DeadCode; reason: string },
+  ): Promise<string> {
+    const { id } = record.attributes;
+    const tmp = join(this.settings.tmp, `${id}.${newToken()}`);
+    await writeNewFile(tmp, record.bytes, this.settings.sync, this.settings.modes);
+    try {
+      const own = { priority: envelope.priority, id, attempt: envelope.attempt };
+      if (visibleAt === null) {
+        const name = formatReady({ ...own, visibleAt: envelope.visibleAt });
+        await moveToDead(tmp, this.group.dead, name, why, this.settings.modes);
+        if (this.settings.sync) await fsyncDir(this.group.dead);
+        return join(this.group.dead, name);
+      }
+      const target = await this.#requeue(tmp, { ...own, visibleAt, count: 1, settled: 0n }, visibleAt);
+      if (this.settings.sync) await fsyncDir(join(target, '..'));
+      return target;
+    } catch (error) {
+      try {
+        unlinkSync(tmp);
+      } catch {}
+      throw error;
     }
   }
 
@@ -163,16 +262,12 @@ export class Leases {
       if (leased.deadline > now) return { returned, nextDeadline: leased.deadline };
       try {
         if (ready.attempt >= this.settings.maxAttempts) {
-          await moveToDead(
-            from,
-            this.group.dead,
-            leased.ready,
-            {
-              code: 'lease-expired',
-              reason: `the lease of attempt ${ready.attempt} of ${this.settings.maxAttempts} expired (the consumer died or was too slow)`,
-            },
-            this.settings.modes,
-          );
+          const why = {
+            code: 'lease-expired' as const,
+            reason: `the lease of attempt ${ready.attempt} of ${this.settings.maxAttempts} expired (the consumer died or was too slow)`,
+          };
+          if (ready.count === 1) await moveToDead(from, this.group.dead, leased.ready, why, this.settings.modes);
+          else await this.#splitIntoDead(from, ready, why, now);
         } else {
           await this.#requeue(from, ready, now);
         }
@@ -184,17 +279,56 @@ export class Leases {
     return { returned, nextDeadline: null };
   }
 
-  /** rename into ready/<bucket>/ with attempt+1; creates the bucket when it is missing. */
-  async #requeue(from: string, ready: ReadyName, visibleAt: number): Promise<void> {
+  /**
+   * An envelope whose last attempt expired: each record not yet settled becomes a dead letter
+   * of its own. It is claimed first (a rename, which one reaper wins), so two reapers never
+   * split it twice; if this process dies part-way, the claim expires and the split is redone,
+   * and each record lands on the same dead/ name again.
+   */
+  async #splitIntoDead(from: string, ready: ReadyName, why: { code: DeadCode; reason: string }, now: number): Promise<void> {
+    const readyName = formatReady(ready);
+    const token = newToken();
+    const deadline = now + this.settings.leaseMs;
+    const lease: Lease = {
+      name: formatLeased({ deadline, ready: readyName, token }),
+      ready,
+      readyName,
+      token,
+      deadline,
+      settled: ready.settled,
+    };
+    renameSync(from, this.#leased(lease.name)); // ENOENT: another reaper or the owner got it first
+    let records: ReadRecord[];
+    try {
+      ({ records } = await readMessageFile(this.#leased(lease.name), this.settings.maxMessageBytes, ready.count));
+    } catch (error) {
+      if (!(error instanceof CorruptFileError)) throw error;
+      const code: DeadCode = error instanceof TooLargeFileError ? 'too-large' : 'corrupt';
+      await moveToDead(this.#leased(lease.name), this.group.dead, readyName, { code, reason: error.message }, this.settings.modes);
+      return;
+    }
+    for (const [index, record] of records.entries()) {
+      if ((lease.settled & bit(index)) === 0n) await this.#writeOut(ready, record, null, why);
+    }
+    unlinkSync(this.#leased(lease.name));
+  }
+
+  /** The leased name of `lease` with another deadline or settled bitmap. */
+  #leasedName(lease: Lease, deadline: number, settled: bigint): string {
+    return formatLeased({ deadline, ready: formatReady({ ...lease.ready, settled }), token: lease.token });
+  }
+
+  /** rename into ready/<bucket>/ (attempt+1 unless told); creates the bucket when it is missing. Returns the new path. */
+  async #requeue(from: string, ready: ReadyName, visibleAt: number, attempt = ready.attempt + 1): Promise<string> {
     const bucket = join(this.group.ready, formatBucket(ready.priority, visibleAt, this.settings.bucketMs));
-    const target = join(bucket, formatReady({ ...ready, visibleAt, attempt: ready.attempt + 1 }));
-    for (let attempt = 0; ; attempt++) {
+    const target = join(bucket, formatReady({ ...ready, visibleAt, attempt }));
+    for (let tries = 0; ; tries++) {
       try {
         renameSync(from, target);
-        return;
+        return target;
       } catch (error) {
         // ENOENT: either the source is gone (the lease was lost) or the bucket is missing.
-        if (!isErrno(error, 'ENOENT') || attempt >= 3 || !(await exists(from))) throw error;
+        if (!isErrno(error, 'ENOENT') || tries >= 3 || !(await exists(from))) throw error;
         await ensureDir(bucket, this.group.ready, this.settings.sync, this.settings.modes);
       }
     }

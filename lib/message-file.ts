@@ -14,6 +14,11 @@
  *
  * A file is valid only if its size is exactly 20 + A + P and the CRC matches, so a truncated,
  * zero-length or bit-flipped file is always detected before delivery.
+ *
+ * An envelope (several messages pushed together, one file: one inode, one fdatasync, one
+ * rename) is 2..128 such records one after the other, each with its own lengths and CRC; its
+ * name says how many (names.ts). It is valid only if it holds exactly that many valid records
+ * and nothing after them.
  */
 import { crc32 } from 'node:zlib';
 import type { CodecName } from './options.js';
@@ -23,6 +28,9 @@ const VERSION = 1;
 export const HEADER_BYTES = 20;
 /** Attributes are small (id, time, user headers); this bounds what a reader allocates. */
 export const MAX_ATTRIBUTE_BYTES = 64 * 1024;
+/** The most bytes of records a publisher puts in one envelope; a larger message gets a file of its own. */
+export const MAX_ENVELOPE_BYTES = 1024 * 1024;
+const ID = /^[0-9a-f]{24}$/;
 
 export interface MessageAttributes {
   id: string;
@@ -84,6 +92,40 @@ export function decodeFile(file: Buffer): DecodedFile {
   const stored = file.readUInt32LE(16);
   const actual = checksum(file);
   if (stored !== actual) throw new CorruptFileError(`CRC mismatch: stored ${stored}, computed ${actual}`);
+  return decodeChecked(file, attrsLength);
+}
+
+/** One record of a file, with its bytes (for a nack, which writes it out as a message file of its own). */
+export interface DecodedRecord extends DecodedFile {
+  bytes: Buffer;
+}
+
+/** The `count` records of a message file (1) or an envelope; CorruptFileError if it holds anything else. */
+export function decodeRecords(file: Buffer, count: number): DecodedRecord[] {
+  if (count === 1) return [{ ...decodeFile(file), bytes: file }];
+  const records: DecodedRecord[] = [];
+  let offset = 0;
+  while (offset < file.length) {
+    if (records.length === count) throw new CorruptFileError(`envelope: ${file.length - offset} bytes after its ${count} records`);
+    const rest = file.subarray(offset);
+    if (rest.length < HEADER_BYTES) throw new CorruptFileError(`envelope: record ${records.length} truncated to ${rest.length} bytes`);
+    const length = HEADER_BYTES + rest.readUInt32LE(8) + rest.readUInt32LE(12);
+    const bytes = rest.subarray(0, Math.min(length, rest.length));
+    try {
+      const record = decodeFile(bytes);
+      if (typeof record.attributes.id !== 'string' || !ID.test(record.attributes.id)) throw new CorruptFileError('no valid message id');
+      records.push({ ...record, bytes });
+    } catch (error) {
+      if (error instanceof CorruptFileError) throw new CorruptFileError(`envelope: record ${records.length}: ${error.message}`);
+      throw error;
+    }
+    offset += length;
+  }
+  if (records.length !== count) throw new CorruptFileError(`envelope: ${records.length} records where its name says ${count}`);
+  return records;
+}
+
+function decodeChecked(file: Buffer, attrsLength: number): DecodedFile {
   let attributes: MessageAttributes;
   try {
     attributes = JSON.parse(file.toString('utf8', HEADER_BYTES, HEADER_BYTES + attrsLength));

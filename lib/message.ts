@@ -1,10 +1,11 @@
 /**
  * A delivered message and its lease. ack, nack and extend act on the exact leased name of this
- * delivery, one at a time, so they can never touch another consumer's delivery.
+ * delivery, one at a time, so they can never touch another consumer's delivery. The messages
+ * of one envelope share its lease: extend() of one extends them all.
  */
 import { backoffDelay } from './backoff.js';
 import { MessageSettledError } from './errors.js';
-import type { Claimed, Lease, Leases } from './leases.js';
+import type { ClaimedRecord, Lease, Leases } from './leases.js';
 import { type BackoffOptions, checkInteger, invalid } from './options.js';
 
 export interface NackOptions {
@@ -32,23 +33,25 @@ export class Message<T = unknown> {
   readonly topic: string | undefined;
 
   readonly #lease: Lease;
+  readonly #claimed: ClaimedRecord;
   readonly #leases: Leases;
   readonly #backoff: Required<BackoffOptions>;
   #settled: 'ack' | 'nack' | null = null;
   #chain: Promise<unknown> = Promise.resolve();
 
   /** @internal */
-  constructor(claimed: Claimed, leases: Leases, backoff: Required<BackoffOptions>) {
-    const { lease, file, data } = claimed;
-    this.id = lease.ready.id;
-    this.data = data as T;
-    this.body = file.payload;
+  constructor(lease: Lease, claimed: ClaimedRecord, leases: Leases, backoff: Required<BackoffOptions>) {
+    const { record } = claimed;
+    this.id = lease.ready.count === 1 ? lease.ready.id : record.attributes.id;
+    this.data = record.data as T;
+    this.body = record.payload;
     this.attempts = lease.ready.attempt;
-    this.enqueuedAt = file.attributes.enqueuedAt;
+    this.enqueuedAt = record.attributes.enqueuedAt;
     this.priority = lease.ready.priority;
-    this.headers = Object.freeze({ ...(file.attributes.headers ?? {}) });
-    this.topic = typeof file.attributes.topic === 'string' ? file.attributes.topic : undefined;
+    this.headers = Object.freeze({ ...(record.attributes.headers ?? {}) });
+    this.topic = typeof record.attributes.topic === 'string' ? record.attributes.topic : undefined;
     this.#lease = lease;
+    this.#claimed = claimed;
     this.#leases = leases;
     this.#backoff = backoff;
   }
@@ -68,7 +71,7 @@ export class Message<T = unknown> {
     return this.#serial(async () => {
       if (this.#settled === 'ack') return;
       this.#ensureOpen('ack');
-      await this.#leases.ack(this.#lease);
+      await this.#leases.ack(this.#lease, this.#claimed.index);
       this.#settled = 'ack';
     });
   }
@@ -82,7 +85,7 @@ export class Message<T = unknown> {
         options.delayMs === undefined
           ? backoffDelay(this.attempts, this.#backoff)
           : checkInteger('delayMs', options.delayMs, 0, 2 ** 31 - 1);
-      await this.#leases.retry(this.#lease, delayMs, options.reason ?? 'nacked');
+      await this.#leases.retry(this.#lease, this.#claimed, delayMs, options.reason ?? 'nacked');
       this.#settled = 'nack';
     });
   }

@@ -4,8 +4,13 @@
  * stat or read, and a plain byte-wise sort of names is the delivery order.
  *
  *   bucket directory   <P>-<bucket:10 hex>                 bucket = floor(visibleAt / bucketMs)
- *   ready name         <P>-<visibleAt:12 hex>-<id:24 hex>-<attempt:4 hex>
+ *   ready name         <P>-<visibleAt:12 hex>-<id:24 hex>-<attempt:4 hex>[=<count:2 hex>-<settled:32 hex>]
  *   leased name        <deadline:12 hex>-<ready name>~<token:16 hex>
+ *
+ * The suffix marks an envelope: a file of `count` (2..128) messages written together (see
+ * envelope.ts). `settled` is a bitmap of the records already acked or nacked (bit i = record i),
+ * so an envelope that comes back after a lost lease redelivers only the others. `id` is then the
+ * id of its first record.
  *
  * Sorting bucket directories gives (priority, time) order; sorting names inside a bucket gives
  * (priority, visibleAt, producer, sequence) order. Sorting leased names gives expiry order.
@@ -15,8 +20,10 @@ import { randomBytes } from 'node:crypto';
 export const MAX_PRIORITY = 9;
 export const DEFAULT_PRIORITY = 4;
 
-const READY = /^([0-9])-([0-9a-f]{12})-([0-9a-f]{24})-([0-9a-f]{4})$/;
-const LEASED = /^([0-9a-f]{12})-([0-9]-[0-9a-f]{12}-[0-9a-f]{24}-[0-9a-f]{4})~([0-9a-f]{16})$/;
+const READY = /^([0-9])-([0-9a-f]{12})-([0-9a-f]{24})-([0-9a-f]{4})(?:=([0-9a-f]{2})-([0-9a-f]{32}))?$/;
+const LEASED = /^([0-9a-f]{12})-([0-9]-[0-9a-f]{12}-[0-9a-f]{24}-[0-9a-f]{4}(?:=[0-9a-f]{2}-[0-9a-f]{32})?)~([0-9a-f]{16})$/;
+/** The most records one envelope holds: its settled bitmap is 128 bits. */
+export const MAX_ENVELOPE_RECORDS = 128;
 const BUCKET = /^([0-9])-([0-9a-f]{10})$/;
 export const MAX_ATTEMPT = 0xffff;
 /** Backward clock steps up to this are absorbed by a producer's clock (see IdGenerator.now). */
@@ -27,6 +34,10 @@ export interface ReadyName {
   readonly visibleAt: number;
   readonly id: string;
   readonly attempt: number;
+  /** Messages in the file: 1, or 2..128 for an envelope. */
+  readonly count: number;
+  /** Bit i set: record i of an envelope was settled (acked or nacked). Always 0n for one message. */
+  readonly settled: bigint;
 }
 
 export interface LeasedName {
@@ -42,19 +53,35 @@ export interface BucketName {
 
 const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0');
 
-export function formatReady(n: ReadyName): string {
-  return `${n.priority}-${hex(n.visibleAt, 12)}-${n.id}-${hex(Math.min(n.attempt, MAX_ATTEMPT), 4)}`;
+/** The name of one message (count 1) or of an envelope; `count` and `settled` default to one message. */
+export function formatReady(n: Omit<ReadyName, 'count' | 'settled'> & Partial<Pick<ReadyName, 'count' | 'settled'>>): string {
+  const name = `${n.priority}-${hex(n.visibleAt, 12)}-${n.id}-${hex(Math.min(n.attempt, MAX_ATTEMPT), 4)}`;
+  const count = n.count ?? 1;
+  return count === 1 ? name : `${name}=${hex(count, 2)}-${(n.settled ?? 0n).toString(16).padStart(32, '0')}`;
 }
 
 export function parseReady(name: string): ReadyName | null {
   const m = READY.exec(name);
   if (!m) return null;
+  const count = m[5] === undefined ? 1 : Number.parseInt(m[5], 16);
+  const settled = m[6] === undefined ? 0n : BigInt(`0x${m[6]}`);
+  // An envelope holds 2..128 records, and only records it holds can be settled.
+  if (m[5] !== undefined && (count < 2 || count > MAX_ENVELOPE_RECORDS || settled >> BigInt(count) !== 0n)) return null;
   return {
     priority: Number(m[1]),
     visibleAt: Number.parseInt(m[2] as string, 16),
     id: m[3] as string,
     attempt: Number.parseInt(m[4] as string, 16),
+    count,
+    settled,
   };
+}
+
+/** How many messages of a ready name are still to be delivered. */
+export function unsettled(n: ReadyName): number {
+  let left = n.count;
+  for (let bits = n.settled; bits !== 0n; bits &= bits - 1n) left--;
+  return left;
 }
 
 export function formatLeased(n: LeasedName): string {

@@ -44,6 +44,14 @@ export interface QueueOptions {
    * @default 'fsync'
    */
   durability?: Durability;
+  /**
+   * `true`: the messages of one `pushMany`, and pushes made while this handle's previous write
+   * was in flight, share envelope files (up to 128 messages and 1 MiB each): one inode, one
+   * fdatasync and one rename for all of them. Consumers still get, ack and nack them one by one.
+   * `false`: one file per message, as tools that read the spool's files directly may expect.
+   * @default true
+   */
+  envelopes?: boolean;
   /** `'json'`: any JSON value. `'raw'`: string | Uint8Array in, Buffer out. @default 'json' */
   codec?: CodecName;
   /** Largest encoded message accepted by push, and read by consumers. @default 16 MiB */
@@ -52,7 +60,7 @@ export interface QueueOptions {
   usePolling?: boolean;
   /** Poll interval when `usePolling` is on. @default 100 */
   pollIntervalMs?: number;
-  /** How many due message names a consumer keeps in memory (read-ahead). @default 1000 */
+  /** How many due message names a consumer keeps in memory (read-ahead). @default 10000 */
   prefetch?: number;
   /** Period of the reconciliation scan that covers lost watch events. @default 2000 */
   reconcileMs?: number;
@@ -79,6 +87,7 @@ export interface ResolvedOptions {
   readonly maxAttempts: number;
   readonly backoff: Readonly<Required<BackoffOptions>>;
   readonly durability: Durability;
+  readonly envelopes: boolean;
   readonly codec: CodecName;
   readonly maxMessageBytes: number;
   readonly usePolling: boolean;
@@ -97,6 +106,7 @@ export const DEFAULTS: ResolvedOptions = Object.freeze({
   maxAttempts: 5,
   backoff: Object.freeze({ baseMs: 1_000, maxMs: 60_000 }),
   durability: 'fsync',
+  envelopes: true,
   codec: 'json',
   maxMessageBytes: 16 * 1024 * 1024,
   usePolling: false,
@@ -188,6 +198,7 @@ export function resolveOptions(options: QueueOptions = {}): ResolvedOptions {
   if (typeof o.usePolling !== 'boolean') throw invalid('usePolling', 'a boolean', o.usePolling);
   if (typeof o.strictModes !== 'boolean') throw invalid('strictModes', 'a boolean', o.strictModes);
   if (typeof o.keepUnrouted !== 'boolean') throw invalid('keepUnrouted', 'a boolean', o.keepUnrouted);
+  if (typeof o.envelopes !== 'boolean') throw invalid('envelopes', 'a boolean', o.envelopes);
   const group = o.group === null ? null : checkGroupName(o.group);
   const topics = o.topics === undefined ? undefined : checkPatterns('topics', o.topics);
   if (topics !== undefined && group === null) {
@@ -206,6 +217,7 @@ export function resolveOptions(options: QueueOptions = {}): ResolvedOptions {
     maxAttempts: checkInteger('maxAttempts', o.maxAttempts, 1, 1000),
     backoff: Object.freeze(backoff),
     durability: checkEnum('durability', o.durability, ['fsync', 'none']),
+    envelopes: o.envelopes,
     codec: checkEnum('codec', o.codec, ['json', 'raw']),
     maxMessageBytes: checkInteger('maxMessageBytes', o.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT),
     usePolling: o.usePolling,

@@ -85,26 +85,30 @@ export async function peek(dir: string, options: PeekOptions = {}): Promise<Peek
         const file = join(paths.ready, bucket, name);
         let read: ReadMessage;
         try {
-          read = await readMessageFile(file, maxMessageBytes);
+          read = await readMessageFile(file, maxMessageBytes, ready.count);
         } catch (error) {
           if (isErrno(error, 'ENOENT')) continue; // claimed meanwhile
           if (!(error instanceof CorruptFileError)) throw error;
           onSkip?.(file, error.message);
           continue;
         }
-        found.push({
-          id: ready.id,
-          data: read.data,
-          body: read.payload,
-          codec: read.codec,
-          attempts: ready.attempt,
-          priority: ready.priority,
-          enqueuedAt: read.attributes.enqueuedAt,
-          visibleAt: ready.visibleAt,
-          headers: Object.freeze({ ...(read.attributes.headers ?? {}) }),
-          topic: typeof read.attributes.topic === 'string' ? read.attributes.topic : undefined,
-          file,
-        });
+        for (const [i, record] of read.records.entries()) {
+          if (found.length >= limit) break;
+          if ((ready.settled >> BigInt(i)) & 1n) continue; // acked or nacked already (an envelope)
+          found.push({
+            id: ready.count === 1 ? ready.id : record.attributes.id,
+            data: record.data,
+            body: record.payload,
+            codec: record.codec,
+            attempts: ready.attempt,
+            priority: ready.priority,
+            enqueuedAt: record.attributes.enqueuedAt,
+            visibleAt: ready.visibleAt,
+            headers: Object.freeze({ ...(record.attributes.headers ?? {}) }),
+            topic: typeof record.attributes.topic === 'string' ? record.attributes.topic : undefined,
+            file,
+          });
+        }
       }
     }
   } catch (error) {

@@ -1,6 +1,10 @@
 /**
  * Publishing, in the syscall order that is the durability contract (design.md, "Publish"):
  *
+ *   0. gather: the messages of every push() and pushMany() called while the previous round was
+ *      being written form the next round (no delay when idle: a lone push goes at once), and
+ *      consecutive ones that share priority, topic and due time go into one envelope file
+ *      (up to 128 messages and 1 MiB): one inode, one fdatasync and one rename for all of them
  *   1. open tmp/<id> O_EXCL, write every byte, fdatasync (durability 'fsync'), close
  *   2. route: the groups whose bindings match the message's topic (routing.ts), then link into
  *      groups/<g>/ready/<P>-<bucket>/<name> for each but the last, and rename into the last
@@ -21,8 +25,8 @@ import { ensureDir, writeNewFile } from './durable-fs.js';
 import { ioHint, isErrno, MessageTooLargeError, PublishError, SpoolqError } from './errors.js';
 import type { GroupCommit } from './group-commit.js';
 import type { GroupPaths, Spool } from './layout.js';
-import { encodeFile, MAX_ATTRIBUTE_BYTES } from './message-file.js';
-import { DEFAULT_PRIORITY, formatBucket, formatReady, type IdGenerator, MAX_PRIORITY } from './names.js';
+import { encodeFile, MAX_ATTRIBUTE_BYTES, MAX_ENVELOPE_BYTES } from './message-file.js';
+import { DEFAULT_PRIORITY, formatBucket, formatReady, type IdGenerator, MAX_ENVELOPE_RECORDS, MAX_PRIORITY } from './names.js';
 import { checkInteger, invalid, type ResolvedOptions, UNROUTED_GROUP } from './options.js';
 import { type Route, readRoutes } from './routing.js';
 import { checkTopic } from './topics.js';
@@ -43,14 +47,35 @@ export interface PushOptions {
 
 const PUSH_OPTIONS = ['priority', 'delayMs', 'headers', 'topic'];
 
+/** One message, encoded, waiting for its round. */
 interface Prepared {
   id: string;
+  /** The message's record (a message file on its own). */
+  file: Buffer;
+  priority: number;
+  visibleAt: number;
+  topic: string | undefined;
+}
+
+/** One file to publish: a message file, or an envelope of several records. */
+interface Outgoing {
   file: Buffer;
   tmp: string;
   bucket: string;
   name: string;
-  topic: string | undefined;
 }
+
+interface Request {
+  prepared: Prepared[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Messages of one round go into the same envelope when they are due within this much of each
+ * other (the envelope is visible at the latest of their times, so none is delivered early).
+ */
+const ENVELOPE_MAX_SPREAD_MS = 10;
 
 /** How many files one publish writes or links at once: bounds open descriptors. */
 const IO_CONCURRENCY = 32;
@@ -61,8 +86,9 @@ const NO_LINK_CODES = ['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EX
 type Placed = 'placed' | 'new-bucket' | 'gone';
 
 export class Publisher {
-  /** Resolves when the previous publish has linked its messages: keeps link order = push order. */
-  #linkLane: Promise<void> = Promise.resolve();
+  /** Pushes waiting for the next round. */
+  #pending: Request[] = [];
+  #running = false;
   /** Set once a link failed for want of hard links: every further fan-out copies. */
   #noLinks = false;
   /** Messages that matched no group (dropped, or kept in the unrouted group). */
@@ -80,29 +106,91 @@ export class Publisher {
     const prepared = items.map((item) => this.#prepare(item.data, item.options ?? {}));
     if (this.commit.failure) throw this.commit.failure;
     if (prepared.length === 0) return [];
-    // Take a turn in the link lane now, synchronously, so turns follow id order. The turn is
-    // passed on only after the previous publish passed it on, however this one ends.
-    const turn = this.#linkLane;
-    let linked!: () => void;
-    this.#linkLane = new Promise<void>((resolve) => {
-      linked = () => void turn.then(resolve);
+    await new Promise<void>((resolve, reject) => {
+      this.#pending.push({ prepared, resolve, reject });
+      if (!this.#running) void this.#run();
     });
-    let placed: { touched: Set<string>; doorbells: string[] };
-    try {
-      placed = await this.#writeAndLink(prepared, turn);
-    } finally {
-      linked(); // before the commit, so the next publish links while this one syncs
-    }
-    await this.commit.commit({ dirs: placed.touched, doorbells: placed.doorbells });
     return prepared.map((p) => p.id);
   }
 
-  async #writeAndLink(prepared: Prepared[], turn: Promise<void>): Promise<{ touched: Set<string>; doorbells: string[] }> {
+  /**
+   * Rounds, one after another: each writes and links what was pushed while the one before was
+   * written and linked, so the files of a producer become visible in push order (strict FIFO
+   * per producer). A round's directory fsyncs run in the group commit while the next round is
+   * written. A failure fails every push of its round.
+   */
+  async #run(): Promise<void> {
+    this.#running = true;
+    // A microtask's wait, no more: the pushes of one synchronous burst (Promise.all of pushes)
+    // all make the first round.
+    await Promise.resolve();
+    while (this.#pending.length > 0) {
+      const round = this.#pending;
+      this.#pending = [];
+      try {
+        if (this.commit.failure) throw this.commit.failure; // fail-stop: a commit before failed
+        const placed = await this.#writeAndLink(round.flatMap((r) => r.prepared));
+        this.commit.commit({ dirs: placed.touched, doorbells: placed.doorbells }).then(
+          () => {
+            for (const r of round) r.resolve();
+          },
+          (error) => {
+            for (const r of round) r.reject(error);
+          },
+        );
+      } catch (error) {
+        for (const r of round) r.reject(error);
+      }
+    }
+    this.#running = false;
+  }
+
+  /** The files of a round: runs of messages that can share an envelope, in push order. */
+  #envelopes(routed: ReadonlyArray<{ p: Prepared; groups: GroupPaths[] }>): Array<{ out: Outgoing; groups: GroupPaths[] }> {
+    const runs: Array<{ records: Prepared[]; groups: GroupPaths[]; bytes: number }> = [];
+    for (const { p, groups } of routed) {
+      const run = runs.at(-1);
+      const first = run?.records[0];
+      const joins =
+        this.options.envelopes &&
+        run !== undefined &&
+        first !== undefined &&
+        first.priority === p.priority &&
+        first.topic === p.topic &&
+        Math.abs(first.visibleAt - p.visibleAt) <= ENVELOPE_MAX_SPREAD_MS &&
+        run.records.length < MAX_ENVELOPE_RECORDS &&
+        run.bytes + p.file.length <= MAX_ENVELOPE_BYTES;
+      if (joins) {
+        run.records.push(p);
+        run.bytes += p.file.length;
+      } else {
+        runs.push({ records: [p], groups, bytes: p.file.length });
+      }
+    }
+    return runs.map(({ records, groups }) => {
+      const first = records[0] as Prepared;
+      const visibleAt = Math.max(...records.map((r) => r.visibleAt));
+      const count = records.length;
+      return {
+        out: {
+          file: count === 1 ? first.file : Buffer.concat(records.map((r) => r.file)),
+          tmp: join(this.spool.tmp, first.id),
+          bucket: formatBucket(first.priority, visibleAt, this.spool.bucketMs),
+          name: formatReady({ priority: first.priority, visibleAt, id: first.id, attempt: 1, count, settled: 0n }),
+        },
+        groups,
+      };
+    });
+  }
+
+  async #writeAndLink(prepared: Prepared[]): Promise<{ touched: Set<string>; doorbells: string[] }> {
     const sync = this.options.durability === 'fsync';
     const routes = await readRoutes(this.spool);
-    const routed = prepared.map((p) => ({ p, groups: this.#route(routes, p.topic) })).filter(({ groups }) => groups.length > 0);
+    const routed = this.#envelopes(
+      prepared.map((p) => ({ p, groups: this.#route(routes, p.topic) })).filter(({ groups }) => groups.length > 0),
+    ).map(({ out, groups }) => ({ p: out, groups }));
 
-    const written: Prepared[] = [];
+    const written: Outgoing[] = [];
     try {
       await forEachLimit(routed, IO_CONCURRENCY, async ({ p }) => {
         await writeNewFile(p.tmp, p.file, sync, this.spool.modes);
@@ -118,9 +206,8 @@ export class Publisher {
     const visible: string[] = [];
     const copies: string[] = [];
     try {
-      // Message by message, in push order: a consumer never sees a producer's later message
-      // without the earlier ones (strict FIFO per producer). Writes and syncs above stay concurrent.
-      await turn;
+      // File by file, in push order: a consumer never sees a producer's later message without
+      // the earlier ones (strict FIFO per producer). Writes and syncs above stay concurrent.
       for (const { p, groups } of routed) {
         // Hard links into every group but the last, all at once (order matters only within a
         // group, and each group still gets this producer's messages in push order); then the
@@ -166,7 +253,7 @@ export class Publisher {
    * A hard link of the message into `group`; without hard links (EPERM on FAT, …), a copy of
    * its own, written and synced before it is renamed in.
    */
-  async #link(p: Prepared, group: GroupPaths, i: number, copies: string[], sync: boolean): Promise<Placed> {
+  async #link(p: Outgoing, group: GroupPaths, i: number, copies: string[], sync: boolean): Promise<Placed> {
     if (!this.#noLinks) {
       try {
         return await this.#placeInto(p.tmp, p, group, false);
@@ -179,7 +266,7 @@ export class Publisher {
     return this.#placeInto(copy, p, group, true);
   }
 
-  #placeInto(source: string, p: Prepared, group: GroupPaths, move: boolean): Promise<Placed> {
+  #placeInto(source: string, p: Outgoing, group: GroupPaths, move: boolean): Promise<Placed> {
     const dir = join(group.ready, p.bucket);
     return this.#place(source, join(dir, p.name), dir, group.ready, move);
   }
@@ -193,7 +280,7 @@ export class Publisher {
   }
 
   /** A copy of the message for the i-th group, complete (and synced) before it is renamed in. */
-  async #copy(p: Prepared, i: number, copies: string[], sync: boolean): Promise<string> {
+  async #copy(p: Outgoing, i: number, copies: string[], sync: boolean): Promise<string> {
     const copy = `${p.tmp}.${i}`;
     await writeNewFile(copy, p.file, sync, this.spool.modes);
     copies.push(copy);
@@ -233,14 +320,7 @@ export class Publisher {
         '{…}',
       );
     }
-    return {
-      id,
-      file,
-      tmp: join(this.spool.tmp, id),
-      bucket: formatBucket(priority, visibleAt, this.spool.bucketMs),
-      name: formatReady({ priority, visibleAt, id, attempt: 1 }),
-      topic,
-    };
+    return { id, file, priority, visibleAt, topic };
   }
 
   /**

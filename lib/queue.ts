@@ -24,7 +24,7 @@ import { GroupCommit } from './group-commit.js';
 import { type GroupPaths, openSpool, type Spool } from './layout.js';
 import { Leases } from './leases.js';
 import type { Message } from './message.js';
-import { formatBucket, formatReady, IdGenerator, parseBucket, parseReady } from './names.js';
+import { formatBucket, formatReady, IdGenerator, parseBucket, parseLeased, parseReady, unsettled } from './names.js';
 import {
   checkGroupName,
   checkPatterns,
@@ -354,7 +354,8 @@ export class Queue<T = unknown, In = T> {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         try {
           await unlink(join(dir, name));
-          removed++;
+          const ready = parseReady(name);
+          removed += ready ? unsettled(ready) : 1; // an envelope removes the messages it held
         } catch (error) {
           if (!isErrno(error, 'ENOENT', 'EISDIR', 'EPERM')) throw error;
         }
@@ -433,6 +434,7 @@ export async function openQueue(dir: string, options: QueueOptions = {}): Promis
     bucketMs: spool.bucketMs,
     sync,
     modes: spool.modes,
+    tmp: spool.tmp,
   });
   try {
     await recover(spool, leases);
@@ -465,7 +467,7 @@ function openError(root: string, group: string, error: unknown): unknown {
   });
 }
 
-/** Counts of one group at `now`. */
+/** Counts of one group at `now`, in messages (an envelope counts the records it still holds). */
 async function groupStats(group: GroupPaths, now: number): Promise<Omit<QueueStats, 'unrouted'>> {
   const stats = { ready: 0, leased: 0, delayed: 0, dead: 0, oldestReadyAgeMs: null as number | null };
   let oldest = Number.POSITIVE_INFINITY;
@@ -474,14 +476,19 @@ async function groupStats(group: GroupPaths, now: number): Promise<Omit<QueueSta
       const ready = parseReady(name);
       if (!ready) continue;
       if (ready.visibleAt <= now) {
-        stats.ready++;
+        stats.ready += unsettled(ready);
         oldest = Math.min(oldest, ready.visibleAt);
       } else {
-        stats.delayed++;
+        stats.delayed += unsettled(ready);
       }
     }
   }
-  stats.leased = (await readdir(group.leased)).filter((n) => !n.startsWith('.')).length;
+  for (const name of await readdir(group.leased)) {
+    if (name.startsWith('.')) continue;
+    const leased = parseLeased(name);
+    const ready = leased && parseReady(leased.ready);
+    stats.leased += ready ? unsettled(ready) : 1;
+  }
   stats.dead = (await readdir(group.dead)).filter((n) => !n.endsWith('.why') && !n.startsWith('.')).length;
   if (stats.ready > 0) stats.oldestReadyAgeMs = Math.max(0, now - oldest);
   return stats;

@@ -12,26 +12,39 @@ import { constants as C, closeSync, fstatSync, openSync, read, readSync } from '
 import { promisify } from 'node:util';
 import { decodePayload } from './codec.js';
 import { isErrno } from './errors.js';
-import { CorruptFileError, type DecodedFile, decodeFile, HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from './message-file.js';
+import {
+  CorruptFileError,
+  type DecodedRecord,
+  decodeRecords,
+  HEADER_BYTES,
+  MAX_ATTRIBUTE_BYTES,
+  MAX_ENVELOPE_BYTES,
+} from './message-file.js';
 
 /** A file over what maxMessageBytes allows: a consumer quarantines it unread ('too-large'). */
 export class TooLargeFileError extends CorruptFileError {
   override name = 'TooLargeFileError';
 }
 
-export interface ReadMessage extends DecodedFile {
+export interface ReadRecord extends DecodedRecord {
   /** The payload decoded by its codec (JSON parsed for 'json'). */
   data: unknown;
+}
+
+export interface ReadMessage {
+  /** One record for a message file; 2..128 for an envelope. */
+  records: ReadRecord[];
   dev: number;
   ino: number;
   size: number;
 }
 
 /**
- * CorruptFileError (TooLargeFileError past `maxMessageBytes`) when the file is not a valid
- * message; a system error when it cannot be read.
+ * Reads a message file, or an envelope of `count` records (its name says how many).
+ * CorruptFileError (TooLargeFileError past `maxMessageBytes`) when the file is not valid; a
+ * system error when it cannot be read.
  */
-export async function readMessageFile(path: string, maxMessageBytes: number): Promise<ReadMessage> {
+export async function readMessageFile(path: string, maxMessageBytes: number, count = 1): Promise<ReadMessage> {
   let fd: number;
   try {
     // O_NONBLOCK keeps a named pipe planted in the spool from blocking; it changes nothing for
@@ -45,9 +58,11 @@ export async function readMessageFile(path: string, maxMessageBytes: number): Pr
   try {
     const info = fstatSync(fd);
     if (!info.isFile()) throw new CorruptFileError('not a regular file');
-    if (info.size > maxMessageBytes + HEADER_BYTES + MAX_ATTRIBUTE_BYTES) {
+    if (count === 1 && info.size > maxMessageBytes + HEADER_BYTES + MAX_ATTRIBUTE_BYTES) {
       throw new TooLargeFileError(`${info.size} bytes, over what maxMessageBytes (${maxMessageBytes}) allows; not read`);
     }
+    if (count > 1 && info.size > MAX_ENVELOPE_BYTES)
+      throw new CorruptFileError(`an envelope of ${info.size} bytes, over ${MAX_ENVELOPE_BYTES}`);
     const buffer = Buffer.allocUnsafe(info.size);
     let offset = 0;
     while (offset < buffer.length) {
@@ -59,14 +74,17 @@ export async function readMessageFile(path: string, maxMessageBytes: number): Pr
       if (bytesRead === 0) throw new CorruptFileError(`truncated while reading at byte ${offset}`);
       offset += bytesRead;
     }
-    const decoded = decodeFile(buffer);
-    let data: unknown;
-    try {
-      data = decodePayload(decoded.codec, decoded.payload);
-    } catch {
-      throw new CorruptFileError('the payload is not valid JSON although its CRC matches');
-    }
-    return { ...decoded, data, dev: info.dev, ino: info.ino, size: info.size };
+    const records = decodeRecords(buffer, count).map((record, i) => {
+      if (count > 1 && record.payload.length > maxMessageBytes) {
+        throw new TooLargeFileError(`record ${i} has ${record.payload.length} bytes, over maxMessageBytes (${maxMessageBytes})`);
+      }
+      try {
+        return { ...record, data: decodePayload(record.codec, record.payload) };
+      } catch {
+        throw new CorruptFileError(`${count > 1 ? `record ${i}: ` : ''}the payload is not valid JSON although its CRC matches`);
+      }
+    });
+    return { records, dev: info.dev, ino: info.ino, size: info.size };
   } finally {
     closeSync(fd);
   }

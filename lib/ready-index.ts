@@ -199,6 +199,16 @@ export class ReadyIndex {
     this.#size = entries.length;
   }
 
+  /** The name shift() would take, left in place. */
+  peek(): IndexEntry | undefined {
+    if (this.#size === 0) return undefined;
+    for (let i = 0; i < this.#entries.length; i++) {
+      const entry = this.#entries[(this.#cursor + i) % this.#entries.length];
+      if (entry) return entry;
+    }
+    return undefined;
+  }
+
   /** Takes the name at the cursor (or the next one left after it). */
   shift(): IndexEntry | undefined {
     while (this.#size > 0) {

@@ -15,7 +15,7 @@ import { moveToDead } from './dead-letters.js';
 import { DoorbellWatcher, sweepDoorbell } from './doorbell.js';
 import { ClosedError, GroupNotFoundError, isErrno, storageError } from './errors.js';
 import type { GroupPaths, Spool } from './layout.js';
-import type { Leases } from './leases.js';
+import type { ClaimedRecord, Lease, Leases } from './leases.js';
 import { Message } from './message.js';
 import { checkInteger, invalid, type ResolvedOptions } from './options.js';
 import { ReadyIndex, scanReady } from './ready-index.js';
@@ -55,6 +55,11 @@ export class Receiver<T> {
   readonly #waiters = new Set<() => void>();
   #closed = false;
   #lostRaces = 0;
+  /**
+   * Envelopes this consumer claimed whose records were not all delivered yet, by priority: pop
+   * takes from the first unless the index holds a message of a higher priority.
+   */
+  #held: Array<{ lease: Lease; records: ClaimedRecord[] }> = [];
 
   constructor(
     private readonly group: GroupPaths,
@@ -109,6 +114,23 @@ export class Receiver<T> {
     this.wake();
     await this.#started?.catch(() => {});
     await this.#watcher.close();
+    await this.#release();
+  }
+
+  /**
+   * Gives back an envelope whose records were not all delivered, when none of it is in a
+   * handler's hands: it returns to ready/ as it was, with no attempt used up. Otherwise its lease
+   * runs out and it comes back with attempt+1 (the settled records stay settled).
+   */
+  async #release(): Promise<void> {
+    const held = this.#held;
+    this.#held = [];
+    for (const { lease, records } of held) {
+      const undelivered = records.reduce((bits, r) => bits | (1n << BigInt(r.index)), 0n);
+      const all = (1n << BigInt(lease.ready.count)) - 1n;
+      if ((lease.settled | undelivered) !== all) continue; // a delivered record is not settled yet
+      await this.leases.release(lease).catch(() => {}); // lost meanwhile: it comes back anyway
+    }
   }
 
   #start(): Promise<void> {
@@ -118,13 +140,38 @@ export class Receiver<T> {
     return this.#started;
   }
 
+  /** The next record of a held envelope, if its lease still holds (extended when half spent). */
+  async #nextHeld(): Promise<Message<T> | null> {
+    const held = this.#held[0];
+    if (held === undefined) return null;
+    const record = held.records.shift() as ClaimedRecord;
+    if (held.records.length === 0) this.#held.shift();
+    if (held.lease.deadline - Date.now() < this.options.leaseMs / 2) {
+      try {
+        await this.leases.extend(held.lease, this.options.leaseMs);
+      } catch {
+        this.#held = this.#held.filter((h) => h !== held); // lost: reaped, its records come back
+        return null;
+      }
+    }
+    return new Message<T>(held.lease, record, this.leases, this.options.backoff);
+  }
+
   async #claimNext(): Promise<Message<T> | null> {
     for (;;) {
       if (this.#closed) return null;
       const now = Date.now();
       const refillEvery = Math.min(STALE_REFILL_MAX_MS, Math.max(STALE_REFILL_MS, STALE_REFILL_RATIO * this.#lastScanMs));
       const lostTooMany = this.#lostRaces >= LOST_RACES_BEFORE_REFILL;
-      if (this.#index.size === 0 || lostTooMany || (this.#stale && now - this.#lastRefill >= refillEvery)) await this.#refill();
+      const empty = this.#index.size === 0 && this.#held.length === 0;
+      if (empty || lostTooMany || (this.#stale && now - this.#lastRefill >= refillEvery)) await this.#refill();
+      const held = this.#held[0];
+      const head = this.#index.peek();
+      if (held && (head === undefined || priorityOf(head.name) >= held.lease.ready.priority)) {
+        const message = await this.#nextHeld();
+        if (message) return message;
+        continue;
+      }
       const entry = this.#index.shift();
       if (!entry) return null;
       const claimed = await this.leases.claim(entry);
@@ -142,7 +189,12 @@ export class Receiver<T> {
         // Our own lease is a due time too: if it is never settled, reap it when it expires.
         this.#nextLeaseDeadline = earliest(this.#nextLeaseDeadline, claimed.lease.deadline);
         this.#nextDueAt = earliest(this.#nextDueAt, claimed.lease.deadline);
-        return new Message<T>(claimed, this.leases, this.options.backoff);
+        const [first, ...rest] = claimed.records as [ClaimedRecord, ...ClaimedRecord[]];
+        if (rest.length > 0) {
+          this.#held.push({ lease: claimed.lease, records: rest });
+          this.#held.sort((a, b) => a.lease.ready.priority - b.lease.ready.priority); // stable: in claim order within a priority
+        }
+        return new Message<T>(claimed.lease, first, this.leases, this.options.backoff);
       }
     }
   }
@@ -215,6 +267,11 @@ export class Receiver<T> {
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
+}
+
+/** The priority of a ready name: its first character. */
+function priorityOf(readyName: string): number {
+  return readyName.charCodeAt(0) - 48;
 }
 
 function earliest(a: number | null, b: number | null): number | null {

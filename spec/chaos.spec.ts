@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue } from '../dist/index.js';
 import { type Child, cleanup, seededRandom as generator, listFiles, runFixture, spoolPath, tempDir, waitFor } from './helpers.js';
-import { checkMessageFile, LEASED_NAME } from './validate-file.js';
+import { checkSpoolFile, LEASED_NAME } from './validate-file.js';
 
 const LONG = process.env.SPOOLQ_CHAOS === 'long';
 const CHAOS_MS = LONG ? 600_000 : 35_000;
@@ -43,12 +43,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // Visible message files, checked by the independent validator of validate-file.ts (json codec;
 // crash.spec.ts checks the raw codec)
 
-/** Checks one visible message file of the json codec; throws with the reason when it is not complete. */
+/** Checks one visible message file or envelope of the json codec; throws with the reason when it is not complete. */
 function validate(readyName: string, file: Buffer): void {
-  const { codec, payload } = checkMessageFile(readyName, file);
-  if (codec !== 0) throw new Error(`codec ${codec}, the producers write json (0)`);
-  const data = JSON.parse(payload.toString('utf8')) as { pad?: unknown; n?: unknown };
-  if (typeof data.pad !== 'string' || data.pad.length !== data.n) throw new Error('payload is not a chaos message');
+  for (const { codec, payload } of checkSpoolFile(readyName, file)) {
+    if (codec !== 0) throw new Error(`codec ${codec}, the producers write json (0)`);
+    const data = JSON.parse(payload.toString('utf8')) as { pad?: unknown; n?: unknown };
+    if (typeof data.pad !== 'string' || data.pad.length !== data.n) throw new Error('payload is not a chaos message');
+  }
 }
 
 /**

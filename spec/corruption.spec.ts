@@ -36,7 +36,8 @@ afterEach(cleanup);
 const MAX_MESSAGE_BYTES = 1024;
 /** Bytes to append so that a file is over what a consumer reads (maxMessageBytes + header + attributes). */
 const OVERSIZE_PAD = MAX_MESSAGE_BYTES + HEADER_BYTES + MAX_ATTRIBUTE_BYTES + 1;
-const OPTIONS = { durability: 'none', maxMessageBytes: MAX_MESSAGE_BYTES } as const;
+// One file per message: these specs damage files one by one (envelopes.spec.ts damages envelopes).
+const OPTIONS = { durability: 'none', maxMessageBytes: MAX_MESSAGE_BYTES, envelopes: false } as const;
 
 interface Data {
   i: number;

@@ -19,7 +19,7 @@ import { crc32 } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue } from '../dist/index.js';
 import { type Child, cleanup, seededRandom as generator, runFixture, spoolPath } from './helpers.js';
-import { BUCKET_NAME, checkMessageFile } from './validate-file.js';
+import { BUCKET_NAME, checkSpoolFile } from './validate-file.js';
 
 const KILLS = 200;
 /** Children run this many at a time, each on its own spool. */
@@ -38,12 +38,13 @@ interface Valid {
   crc: string;
 }
 
-/** Checks one visible message file of the raw fixture; throws with the reason when it is not a complete message. */
-function validate(name: string, file: Buffer): Valid {
-  const { id, codec, attributes, payload } = checkMessageFile(name, file);
-  if (codec !== 1) throw new Error(`codec ${codec}, the fixture writes raw (1)`);
-  if (typeof attributes.enqueuedAt !== 'number') throw new Error('attributes have no enqueuedAt');
-  return { id, length: payload.length, crc: crc32(payload).toString(16) };
+/** Checks one visible message file or envelope of the raw fixture; throws with the reason when it is not complete. */
+function validate(name: string, file: Buffer): Valid[] {
+  return checkSpoolFile(name, file).map(({ id, codec, attributes, payload }) => {
+    if (codec !== 1) throw new Error(`codec ${codec}, the fixture writes raw (1)`);
+    if (typeof attributes.enqueuedAt !== 'number') throw new Error('attributes have no enqueuedAt');
+    return { id, length: payload.length, crc: crc32(payload).toString(16) };
+  });
 }
 
 interface SpoolCheck {
@@ -66,14 +67,16 @@ async function checkSpool(spool: string): Promise<SpoolCheck> {
       expect(bucket, `a bucket directory in ${ready}`).toMatch(BUCKET_NAME);
       for (const name of await readdir(join(ready, bucket))) {
         const path = join(ready, bucket, name);
-        let valid: Valid;
+        let valid: Valid[];
         try {
           valid = validate(name, await readFile(path));
         } catch (error) {
           throw new Error(`partial or corrupt visible message ${path} (${(await stat(path)).size} bytes): ${(error as Error).message}`);
         }
-        expect(visible.has(valid.id), `message ${valid.id} appears once in ${group}`).toBe(false);
-        visible.set(valid.id, valid);
+        for (const message of valid) {
+          expect(visible.has(message.id), `message ${message.id} appears once in ${group}`).toBe(false);
+          visible.set(message.id, message);
+        }
         result.files++;
       }
     }

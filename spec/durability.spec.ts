@@ -9,12 +9,13 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue } from '../dist/index.js';
 import { type Child, cleanup, FIXTURES, listFiles, runFixture, spoolPath, tempDir, waitFor } from './helpers.js';
 import { type Call, fdPath, ok, parseTrace, strings } from './strace.js';
+import { checkSpoolFile, READY_NAME } from './validate-file.js';
 
 const run = promisify(execFile);
 
@@ -39,7 +40,10 @@ interface Traced {
   all: Call[];
 }
 
-async function traced(mode: 'one' | 'two-groups' | 'concurrent' | 'many', durability: 'fsync' | 'none'): Promise<Traced> {
+async function traced(
+  mode: 'one' | 'two-groups' | 'concurrent' | 'concurrent-files' | 'many',
+  durability: 'fsync' | 'none',
+): Promise<Traced> {
   const spool = await spoolPath();
   const out = join(await tempDir('spoolq-strace-'), 'trace');
   const { stdout } = await run(
@@ -83,13 +87,18 @@ function idWrite(t: Traced): Call {
  * placement (with sync) → the write of the resolved id to stdout.
  */
 async function checkPublish(t: Traced, id: string, sync: boolean): Promise<Call[]> {
-  const tmp = join(t.spool, 'tmp', id);
   const resolved = idWrite(t);
-  const finals = (await listFiles(join(t.spool, 'groups')))
-    .filter((f) => /^[^/]+\/ready\/[^/]+\/[^/]+$/.test(f) && f.includes(id))
-    .map((f) => join(t.spool, 'groups', f));
+  // The files that hold the message: its own, or an envelope with it among its records.
+  const finals: string[] = [];
+  for (const f of await listFiles(join(t.spool, 'groups'))) {
+    if (!/^[^/]+\/ready\/[^/]+\/[^/]+$/.test(f)) continue;
+    const path = join(t.spool, 'groups', f);
+    if (checkSpoolFile(basename(f), await readFile(path)).some((m) => m.id === id)) finals.push(path);
+  }
   const groups = (await readdir(join(t.spool, 'groups'))).filter((g) => !g.startsWith('.'));
   expect(finals.length, `message ${id} is in ready/ of every group (${groups.join(', ')}), once`).toBe(groups.length);
+  // The tmp file is named by the id of the file's first message.
+  const tmp = join(t.spool, 'tmp', READY_NAME.exec(basename(finals[0] as string))?.[1] as string);
 
   const open = t.calls.find((c) => c.name === 'openat' && strings(c)[0] === tmp);
   expect(open, `openat of ${tmp}`).toBeDefined();
@@ -171,18 +180,30 @@ describe.skipIf(!hasStrace)('publish syscall order (strace)', () => {
     expect(placed).toHaveLength(1);
   });
 
-  it('16 concurrent pushes share their directory fsyncs (group commit)', async () => {
+  it('16 concurrent pushes share one envelope file and its directory fsync (group commit)', async () => {
     const t = await traced('concurrent', 'fsync');
+    const ids = idsOf(t.stdout);
+    expect(ids).toHaveLength(16);
+    const files = new Set<string>();
+    for (const id of ids) for (const p of await checkPublish(t, id, true)) files.add(strings(p)[1] as string);
+    // The 16 are called in one synchronous burst, so they make one round: one envelope.
+    expect(files.size, 'one file for the 16 messages').toBe(1);
+    expect(
+      t.calls.filter((c) => c.name === 'fdatasync'),
+      'one fdatasync per file written',
+    ).toHaveLength(files.size);
+    const bucketSyncs = t.calls.filter((c) => c.name === 'fsync' && isBucket(fdPath(c)));
+    expect(bucketSyncs, 'one directory fsync for the round').toHaveLength(1);
+  });
+
+  it('16 concurrent pushes with envelopes: false share their directory fsyncs (group commit)', async () => {
+    const t = await traced('concurrent-files', 'fsync');
     const ids = idsOf(t.stdout);
     expect(ids).toHaveLength(16);
     for (const id of ids) await checkPublish(t, id, true);
     expect(t.calls.filter((c) => c.name === 'fdatasync')).toHaveLength(16);
     const bucketSyncs = t.calls.filter((c) => c.name === 'fsync' && isBucket(fdPath(c)));
-    console.log(`durability.spec: 16 concurrent pushes → ${bucketSyncs.length} bucket directory fsyncs`);
-    expect(bucketSyncs.length).toBeGreaterThanOrEqual(1);
-    // Measured here: 2 to 6 rounds, bounded by libuv's 4 pool threads finishing the 16 fdatasyncs in
-    // waves, not by load; without group commit it is 16.
-    expect(bucketSyncs.length, 'fewer directory fsyncs than pushes').toBeLessThanOrEqual(8);
+    expect(bucketSyncs, 'one round: the 16 files, then one fsync of their bucket').toHaveLength(1);
   });
 
   it('pushMany of 100 messages is one commit: one fsync per bucket, after every rename', async () => {
@@ -191,7 +212,9 @@ describe.skipIf(!hasStrace)('publish syscall order (strace)', () => {
     expect(ids).toHaveLength(100);
     const placed: Call[] = [];
     for (const id of ids) placed.push(...(await checkPublish(t, id, true)));
-    expect(t.calls.filter((c) => c.name === 'fdatasync')).toHaveLength(100);
+    const files = new Set(placed.map((p) => strings(p)[1] as string));
+    expect(files.size, 'the 100 messages share one envelope file').toBe(1);
+    expect(t.calls.filter((c) => c.name === 'fdatasync')).toHaveLength(1);
     const buckets = new Set(placed.map((p) => dirname(strings(p)[1] as string)));
     const bucketSyncs = t.calls.filter((c) => c.name === 'fsync' && isBucket(fdPath(c)));
     expect(bucketSyncs.map((c) => fdPath(c)).sort(), 'each bucket touched is fsynced exactly once').toEqual([...buckets].sort());

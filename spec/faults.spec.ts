@@ -26,7 +26,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue, PublishError, type Queue, SpoolqError } from '../dist/index.js';
 import { cleanup, FIXTURES, tempDir } from './helpers.js';
 import { type Call, fdPath, ok, parseTrace, strings } from './strace.js';
-import { BUCKET_NAME, checkMessageFile, READY_NAME } from './validate-file.js';
+import { BUCKET_NAME, checkSpoolFile, READY_NAME } from './validate-file.js';
 
 const run = promisify(execFile);
 
@@ -164,14 +164,16 @@ async function visibleMessages(spool: string): Promise<Map<string, Buffer>> {
     expect(bucket, `a bucket directory in ${ready}`).toMatch(BUCKET_NAME);
     for (const name of await readdir(join(ready, bucket))) {
       const path = join(ready, bucket, name);
-      let message: { id: string; payload: Buffer };
+      let messages: Array<{ id: string; payload: Buffer }>;
       try {
-        message = checkMessageFile(name, await readFile(path));
+        messages = checkSpoolFile(name, await readFile(path));
       } catch (error) {
         throw new Error(`partial or invalid visible file ${path}: ${(error as Error).message}`);
       }
-      expect(visible.has(message.id), `${message.id} is visible once`).toBe(false);
-      visible.set(message.id, message.payload);
+      for (const message of messages) {
+        expect(visible.has(message.id), `${message.id} is visible once`).toBe(false);
+        visible.set(message.id, message.payload);
+      }
     }
   }
   return visible;

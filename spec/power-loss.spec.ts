@@ -30,7 +30,7 @@ import { crc32 } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openQueue, type Queue } from '../dist/index.js';
 import { cleanup, FIXTURES, tempDir } from './helpers.js';
-import { BUCKET_NAME, checkMessageFile, READY_NAME } from './validate-file.js';
+import { BUCKET_NAME, checkSpoolFile, READY_NAME } from './validate-file.js';
 
 const run = promisify(execFile);
 
@@ -108,12 +108,13 @@ interface Pushed {
   crc: string;
 }
 
-/** Checks one visible message file of the raw fixture; throws with the reason when it is not a complete message. */
-function validate(name: string, file: Buffer): Pushed & { id: string } {
-  const { id, codec, attributes, payload } = checkMessageFile(name, file);
-  if (codec !== 1) throw new Error(`codec ${codec}, the fixture writes raw (1)`);
-  if (typeof attributes.enqueuedAt !== 'number') throw new Error('attributes have no enqueuedAt');
-  return { id, length: payload.length, crc: crc32(payload).toString(16) };
+/** Checks one visible message file or envelope of the raw fixture; throws with the reason when it is not complete. */
+function validate(name: string, file: Buffer): Array<Pushed & { id: string }> {
+  return checkSpoolFile(name, file).map(({ id, codec, attributes, payload }) => {
+    if (codec !== 1) throw new Error(`codec ${codec}, the fixture writes raw (1)`);
+    if (typeof attributes.enqueuedAt !== 'number') throw new Error('attributes have no enqueuedAt');
+    return { id, length: payload.length, crc: crc32(payload).toString(16) };
+  });
 }
 
 interface CopyCheck {
@@ -136,9 +137,10 @@ async function checkCopy(spool: string): Promise<CopyCheck> {
     for (const name of await readdir(join(ready, bucket))) {
       const path = join(ready, bucket, name);
       try {
-        const valid = validate(name, await readFile(path));
-        expect(result.valid.has(valid.id), `${valid.id} is visible once`).toBe(false);
-        result.valid.set(valid.id, { length: valid.length, crc: valid.crc });
+        for (const valid of validate(name, await readFile(path))) {
+          expect(result.valid.has(valid.id), `${valid.id} is visible once`).toBe(false);
+          result.valid.set(valid.id, { length: valid.length, crc: valid.crc });
+        }
       } catch (error) {
         result.broken.set(name, `${(await stat(path)).size} bytes: ${(error as Error).message}`);
       }

@@ -227,7 +227,7 @@ describe('wake-up across processes', () => {
       ctx.skip();
     }
     const spool = await spoolPath();
-    const q = await open(spool);
+    const q = await open(spool, { envelopes: false }); // 5,000 files, not 40 envelopes
     // A backlog that stays in ready/ while the consumer waits: due in an hour.
     await q.pushMany(
       Array.from({ length: 5_000 }, (_, i) => i),

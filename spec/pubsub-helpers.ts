@@ -1,8 +1,10 @@
 /** Shared by the publish/subscribe specs: an independent topic matcher and looks at a spool's groups. */
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { expect } from 'vitest';
 import type { Queue } from '../lib/index.js';
 import { listFiles } from './helpers.js';
+import { checkSpoolFile } from './validate-file.js';
 
 /** The marker in groups/ that is renamed whenever the routes change (one, random name). */
 export const ROUTES_MARK = expect.stringMatching(/^\.routes-[0-9a-f]{16}$/);
@@ -38,10 +40,15 @@ export async function drain(q: Queue<unknown>): Promise<Array<{ data: unknown; t
   }
 }
 
-/** The ready files of a group (absolute paths), by message id. */
+/** The ready files of a group (absolute paths), by message id: every message of an envelope maps to its file. */
 export async function readyFiles(spool: string, group: string): Promise<Map<string, string>> {
   const ready = join(spool, 'groups', group, 'ready');
-  return new Map((await listFiles(ready)).map((f) => [f.split('/').pop()?.split('-')[2] as string, join(ready, f)]));
+  const files = new Map<string, string>();
+  for (const f of await listFiles(ready)) {
+    const path = join(ready, f);
+    for (const { id } of checkSpoolFile(basename(f), await readFile(path))) files.set(id, path);
+  }
+  return files;
 }
 
 /** Every message file left in the spool's groups (ready, leased or dead), relative to groups/. */

@@ -2,18 +2,22 @@ import { crc32 } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
 import { backoffDelay } from '../lib/backoff.js';
 import { CorruptFileError, decodeFile, encodeFile, HEADER_BYTES } from '../lib/message-file.js';
-import { formatBucket, formatLeased, formatReady, IdGenerator, parseBucket, parseLeased, parseReady } from '../lib/names.js';
+import { formatBucket, formatLeased, formatReady, IdGenerator, parseBucket, parseLeased, parseReady, unsettled } from '../lib/names.js';
 
 describe('names', () => {
   it('round-trip, and sort in delivery order', () => {
     const ids = new IdGenerator();
-    const a = { priority: 0, visibleAt: 1_700_000_000_123, id: ids.next(), attempt: 1 };
-    const b = { priority: 0, visibleAt: 1_700_000_000_123, id: ids.next(), attempt: 3 };
-    const c = { priority: 0, visibleAt: 1_700_000_000_124, id: ids.next(), attempt: 1 };
-    const d = { priority: 9, visibleAt: 1_600_000_000_000, id: ids.next(), attempt: 1 };
-    for (const n of [a, b, c, d]) expect(parseReady(formatReady(n))).toEqual(n);
-    const shuffled = [d, c, b, a].map(formatReady).sort();
-    expect(shuffled).toEqual([a, b, c, d].map(formatReady));
+    const one = { count: 1, settled: 0n };
+    const a = { priority: 0, visibleAt: 1_700_000_000_123, id: ids.next(), attempt: 1, ...one };
+    const b = { priority: 0, visibleAt: 1_700_000_000_123, id: ids.next(), attempt: 3, ...one };
+    // an envelope of 128 records, the first and the last settled
+    const e = { priority: 0, visibleAt: 1_700_000_000_123, id: ids.next(), attempt: 1, count: 128, settled: (1n << 127n) | 1n };
+    const c = { priority: 0, visibleAt: 1_700_000_000_124, id: ids.next(), attempt: 1, ...one };
+    const d = { priority: 9, visibleAt: 1_600_000_000_000, id: ids.next(), attempt: 1, ...one };
+    for (const n of [a, b, e, c, d]) expect(parseReady(formatReady(n))).toEqual(n);
+    expect(unsettled(e)).toBe(126);
+    const shuffled = [d, c, e, b, a].map(formatReady).sort();
+    expect(shuffled).toEqual([a, b, e, c, d].map(formatReady));
     const leased = { deadline: 1_700_000_030_000, ready: formatReady(a), token: '0123456789abcdef' };
     expect(parseLeased(formatLeased(leased))).toEqual(leased);
     expect(parseBucket(formatBucket(4, 1_700_000_000_123, 10_000))).toEqual({ priority: 4, bucket: 170_000_000 });
@@ -26,6 +30,10 @@ describe('names', () => {
       '4-abc',
       'garbage name!',
       `${formatReady({ priority: 1, visibleAt: 1, id: 'a'.repeat(24), attempt: 1 })}x`,
+      // envelopes: fewer than 2 or more than 128 records, a settled bit past the last record
+      `${formatReady({ priority: 1, visibleAt: 1, id: 'a'.repeat(24), attempt: 1 })}=01-${'0'.repeat(32)}`,
+      `${formatReady({ priority: 1, visibleAt: 1, id: 'a'.repeat(24), attempt: 1 })}=81-${'0'.repeat(32)}`,
+      `${formatReady({ priority: 1, visibleAt: 1, id: 'a'.repeat(24), attempt: 1 })}=02-${'0'.repeat(31)}4`,
     ]) {
       expect(parseReady(bad)).toBeNull();
       expect(parseLeased(bad)).toBeNull();

@@ -13,15 +13,22 @@
  *   16      4     CRC32 of bytes 0 .. 16, then 20 .. 20+A+P
  *   20      A     attributes: UTF-8 JSON { id, enqueuedAt, ... }
  *   20+A    P     payload
+ *
+ * An envelope is 2..128 such records back to back, nothing after them; its name ends in
+ * =<count:2 hex>-<settled:32 hex>, and bit i of settled marks record i as acked or nacked.
  */
 import { crc32 } from 'node:zlib';
 
-/** A file in groups/<g>/ready/<bucket>/: <P>-<visibleAt:12 hex>-<id:24 hex>-<attempt:4 hex>; group 1 is the id. */
-export const READY_NAME = /^[0-9]-[0-9a-f]{12}-([0-9a-f]{24})-[0-9a-f]{4}$/;
+/**
+ * A file in groups/<g>/ready/<bucket>/: <P>-<visibleAt:12 hex>-<id:24 hex>-<attempt:4 hex>, then
+ * for an envelope =<count:2 hex>-<settled:32 hex>. Group 1 is the id (an envelope's first record's),
+ * 2 and 3 the envelope's count and settled bitmap.
+ */
+export const READY_NAME = /^[0-9]-[0-9a-f]{12}-([0-9a-f]{24})-[0-9a-f]{4}(?:=([0-9a-f]{2})-([0-9a-f]{32}))?$/;
 /** A bucket directory in groups/<g>/ready/: <P>-<bucket:10 hex>. */
 export const BUCKET_NAME = /^[0-9]-[0-9a-f]{10}$/;
 /** A file in groups/<g>/leased/: <deadline:12 hex>-<ready name>~<token:16 hex>; group 1 is the ready name. */
-export const LEASED_NAME = /^[0-9a-f]{12}-([0-9]-[0-9a-f]{12}-[0-9a-f]{24}-[0-9a-f]{4})~[0-9a-f]{16}$/;
+export const LEASED_NAME = /^[0-9a-f]{12}-([0-9]-[0-9a-f]{12}-[0-9a-f]{24}-[0-9a-f]{4}(?:=[0-9a-f]{2}-[0-9a-f]{32})?)~[0-9a-f]{16}$/;
 
 export interface MessageFile {
   /** The id, from the ready name (the attributes carry the same). */
@@ -33,12 +40,44 @@ export interface MessageFile {
 }
 
 /**
- * Checks one visible message file whose ready name is `readyName` (for a leased file, the ready
- * name inside its leased name); throws an Error with the reason when it is not a complete message.
+ * Checks one visible file whose ready name is `readyName` (for a leased file, the ready name
+ * inside its leased name), a message file or an envelope; returns the messages it still holds
+ * (an envelope's settled records left out). Throws an Error with the reason when it is not complete.
  */
-export function checkMessageFile(readyName: string, file: Buffer): MessageFile {
-  const id = READY_NAME.exec(readyName)?.[1];
-  if (!id) throw new Error(`not a ready name: ${readyName}`);
+export function checkSpoolFile(readyName: string, file: Buffer): MessageFile[] {
+  const name = READY_NAME.exec(readyName);
+  if (!name) throw new Error(`not a ready name: ${readyName}`);
+  if (name[2] === undefined) return [checkRecord(name[1] as string, file)];
+  const count = Number.parseInt(name[2], 16);
+  const settled = BigInt(`0x${name[3]}`);
+  if (count < 2 || count > 128) throw new Error(`an envelope of ${count} records`);
+  const held: MessageFile[] = [];
+  let offset = 0;
+  for (let i = 0; i < count; i++) {
+    if (file.length - offset < 20) throw new Error(`record ${i}: ${file.length - offset} bytes, shorter than a header`);
+    const length = 20 + file.readUInt32LE(offset + 8) + file.readUInt32LE(offset + 12);
+    const bytes = file.subarray(offset, offset + length);
+    const record = wrap(i, () => {
+      const id = i === 0 ? (name[1] as string) : String(JSON.parse(bytes.toString('utf8', 20, 20 + bytes.readUInt32LE(8))).id);
+      return checkRecord(id, bytes);
+    });
+    if (((settled >> BigInt(i)) & 1n) === 0n) held.push(record);
+    offset += length;
+  }
+  if (offset !== file.length) throw new Error(`${file.length - offset} bytes after the ${count} records of the envelope`);
+  return held;
+}
+
+function wrap<R>(i: number, fn: () => R): R {
+  try {
+    return fn();
+  } catch (error) {
+    throw new Error(`record ${i}: ${(error as Error).message}`);
+  }
+}
+
+/** Checks one message file (or one record of an envelope) that should carry message `id`. */
+function checkRecord(id: string, file: Buffer): MessageFile {
   if (file.length < 20) throw new Error(`${file.length} bytes, shorter than the 20-byte header`);
   if (file.toString('latin1', 0, 4) !== 'SPQM') throw new Error(`bad magic ${JSON.stringify(file.toString('latin1', 0, 4))}`);
   if (file[4] !== 1) throw new Error(`format version ${file[4]}`);

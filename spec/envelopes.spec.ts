@@ -1,0 +1,250 @@
+/**
+ * Envelopes (issue 6): the messages of a pushMany, or of pushes that meet in one round, share one
+ * file, and are still delivered, acked and nacked one by one.
+ *   - what is on disk: files of up to 128 messages, checked by the independent validator;
+ *   - order: pop order is push order, and a higher priority still overtakes a claimed envelope;
+ *   - a consumer SIGKILLed part-way through an envelope: what it acked or nacked is never
+ *     delivered from the envelope again, the rest comes back with attempts 2;
+ *   - nack of one message, the last attempt expiring, a corrupt envelope, close() with messages
+ *     of an envelope not delivered yet, stats() and peek().
+ */
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openQueue, peek } from '../lib/index.js';
+import { cleanup, listFiles, runFixture, spoolPath, waitFor } from './helpers.js';
+import { checkSpoolFile, READY_NAME } from './validate-file.js';
+
+afterEach(cleanup);
+
+/** Every file of the group's ready/ (relative paths), with the ids of the messages it holds. */
+async function readyFiles(spool: string, group = 'default'): Promise<Array<{ file: string; ids: string[] }>> {
+  const ready = join(spool, 'groups', group, 'ready');
+  const files = [];
+  for (const file of (await listFiles(ready)).sort()) {
+    files.push({ file, ids: checkSpoolFile(basename(file), await readFile(join(ready, file))).map((m) => m.id) });
+  }
+  return files;
+}
+
+/** What is left of the group's messages: files in ready/, leased/ and dead/. */
+async function leftovers(spool: string, group = 'default'): Promise<string[]> {
+  return (await listFiles(join(spool, 'groups', group))).filter((f) => /^(ready|leased|dead)\//.test(f));
+}
+
+async function drain<T>(q: {
+  pop: (o: { timeoutMs: number }) => Promise<{ data: T; id: string; attempts: number; ack: () => Promise<void> } | null>;
+}) {
+  const got: Array<{ data: T; id: string; attempts: number }> = [];
+  for (let m = await q.pop({ timeoutMs: 0 }); m; m = await q.pop({ timeoutMs: 0 })) {
+    got.push({ data: m.data, id: m.id, attempts: m.attempts });
+    await m.ack();
+  }
+  return got;
+}
+
+describe('on disk', () => {
+  it('pushMany(300) is 3 files of 128, 128 and 44 messages, in push order; each delivered once, in order', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none' });
+    const ids = await q.pushMany(Array.from({ length: 300 }, (_, i) => i));
+    const files = await readyFiles(spool);
+    expect(files.map((f) => f.ids.length)).toEqual([128, 128, 44]);
+    expect(files.flatMap((f) => f.ids)).toEqual(ids);
+    expect(files.map((f) => READY_NAME.exec(basename(f.file))?.[1])).toEqual([ids[0], ids[128], ids[256]]);
+    expect(await q.stats()).toMatchObject({ ready: 300, leased: 0 });
+    const got = await drain(q);
+    expect(got.map((m) => m.data)).toEqual(ids.map((_, i) => i));
+    expect(got.map((m) => m.id)).toEqual(ids);
+    expect(got.every((m) => m.attempts === 1)).toBe(true);
+    expect(await leftovers(spool)).toEqual([]);
+    await q.close();
+  });
+
+  it('concurrent pushes share a file only when priority, topic and due time agree; large ones go alone', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<string>(spool, { durability: 'none', maxMessageBytes: 4 * 1024 * 1024 });
+    const big = 'x'.repeat(1024 * 1024); // over the 1 MiB of an envelope once encoded
+    const ids = await Promise.all([
+      q.push('a'),
+      q.push('b'),
+      q.push('urgent', { priority: 0 }),
+      q.push('c'),
+      q.push(big),
+      q.push('d'),
+      q.push('later', { delayMs: 60_000 }),
+    ]);
+    const files = await readyFiles(spool);
+    const [a, b, urgent, c, large, d, later] = ids as [string, string, string, string, string, string, string];
+    expect(files.map((f) => f.ids).sort()).toEqual([[a, b], [urgent], [c], [large], [d], [later]].sort());
+    const got = await drain(q);
+    expect(got.map((m) => m.data.slice(0, 6))).toEqual(['urgent', 'a', 'b', 'c', 'xxxxxx', 'd']);
+    await q.close();
+  });
+
+  it('with envelopes: false every message is a file of its own', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none', envelopes: false });
+    await q.pushMany([1, 2, 3]);
+    expect((await readyFiles(spool)).map((f) => f.ids.length)).toEqual([1, 1, 1]);
+    await q.close();
+  });
+});
+
+describe('delivery', () => {
+  it('a higher priority pushed while a consumer holds an envelope overtakes the rest of it', async () => {
+    const q = await openQueue<string>(await spoolPath(), { durability: 'none' });
+    await q.pushMany(['low-0', 'low-1', 'low-2', 'low-3']);
+    const first = await q.pop({ timeoutMs: 0 });
+    await first?.ack();
+    await q.push('urgent', { priority: 0 });
+    await new Promise((r) => setTimeout(r, 600)); // a busy consumer re-reads its directory at most every 50-500 ms
+    expect((await drain(q)).map((m) => m.data)).toEqual(['urgent', 'low-1', 'low-2', 'low-3']);
+    await q.close();
+  });
+
+  it('stats() and peek() count and show the messages an envelope still holds', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none' });
+    await q.pushMany([1, 2, 3, 4]);
+    expect((await peek(spool)).map((p) => p.data)).toEqual([1, 2, 3, 4]);
+    const m = await q.pop({ timeoutMs: 0 });
+    // The envelope is claimed whole: its other messages are leased to this consumer too.
+    expect(await q.stats()).toMatchObject({ ready: 0, leased: 4 });
+    await m?.ack();
+    expect(await q.stats()).toMatchObject({ ready: 0, leased: 3 });
+    await q.close(); // gives the envelope back: none of its messages is in a handler's hands
+    const again = await openQueue<number>(spool, { durability: 'none' });
+    expect(await again.stats()).toMatchObject({ ready: 3, leased: 0 });
+    expect((await peek(spool)).map((p) => p.data)).toEqual([2, 3, 4]);
+    expect((await drain(again)).map((x) => [x.data, x.attempts])).toEqual([
+      [2, 1],
+      [3, 1],
+      [4, 1],
+    ]);
+    expect(await again.purge()).toBe(0);
+    await again.close();
+  });
+
+  it('nack of one message: it comes back alone with attempts 2; the rest of the envelope is not touched', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<string>(spool, { durability: 'fsync' });
+    await q.pushMany(['a', 'b', 'c']);
+    const a = await q.pop({ timeoutMs: 0 });
+    const b = await q.pop({ timeoutMs: 0 });
+    await b?.nack({ delayMs: 0 });
+    await a?.ack();
+    const rest = await drain(q);
+    // c first: the rest of a claimed envelope goes before messages of the same priority
+    expect(rest.map((m) => [m.data, m.attempts])).toEqual([
+      ['c', 1],
+      ['b', 2],
+    ]);
+    expect(rest[1]?.id).toBe(b?.id);
+    expect(await leftovers(spool)).toEqual([]);
+    expect(await readdir(join(spool, 'tmp'))).toEqual([]);
+    await q.close();
+  });
+
+  it('the last attempt: a nacked message becomes a dead letter of its own, and requeueDead brings it back', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<string>(spool, { durability: 'none', maxAttempts: 1 });
+    await q.pushMany(['a', 'b', 'c']);
+    await (await q.pop({ timeoutMs: 0 }))?.ack();
+    const b = await q.pop({ timeoutMs: 0 });
+    await b?.nack({ reason: 'bad b' });
+    await (await q.pop({ timeoutMs: 0 }))?.ack();
+    const dead = await q.deadLetters();
+    expect(dead.map((d) => [d.id, d.code, d.attempts])).toEqual([[b?.id, 'max-attempts', 1]]);
+    expect(dead[0]?.reason).toMatch(/bad b/);
+    expect(await q.requeueDead([b?.id as string])).toEqual([b?.id]);
+    expect((await drain(q)).map((m) => m.data)).toEqual(['b']);
+    await q.close();
+  });
+
+  it('an expired last attempt splits the envelope into dead letters: only the messages not settled', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<string>(spool, { durability: 'none', maxAttempts: 1, leaseMs: 100 });
+    const ids = await q.pushMany(['a', 'b', 'c', 'd']);
+    await (await q.pop({ timeoutMs: 0 }))?.ack(); // a
+    const b = await q.pop({ timeoutMs: 0 }); // never settled
+    // c and d, after b's lease ran out: popping one of them renews the envelope's lease
+    // (nobody had taken it back), so they are delivered; b shares that lease.
+    await new Promise((r) => setTimeout(r, 150));
+    expect(Date.now()).toBeGreaterThan(b?.leaseDeadline as number);
+    const c = await q.pop({ timeoutMs: 0 });
+    expect(c?.data).toBe('c');
+    expect(b?.leaseDeadline).toBe(c?.leaseDeadline);
+    await c?.ack();
+    await (await q.pop({ timeoutMs: 0 }))?.ack(); // d
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await q.pop({ timeoutMs: 0 })).toBeNull(); // this scan reaps the expired lease
+    const dead = await q.deadLetters();
+    expect(dead.map((d) => [d.id, d.code, d.attempts])).toEqual([[ids[1], 'lease-expired', 1]]);
+    expect(await readdir(join(spool, 'groups/default/leased'))).toEqual([]);
+    await expect(b?.ack()).rejects.toMatchObject({ code: 'ELEASE_LOST' });
+    expect(await q.requeueDead()).toEqual([ids[1]]);
+    expect((await drain(q)).map((m) => m.data)).toEqual(['b']);
+    expect(await leftovers(spool)).toEqual([]);
+    await q.close();
+  });
+
+  it('a corrupt envelope is quarantined whole with the reason; other files are still delivered', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<string>(spool, { durability: 'none' });
+    await q.pushMany(['a', 'b', 'c']);
+    await q.pushMany(['d', 'e'], { priority: 9 });
+    const [first] = await readyFiles(spool);
+    const path = join(spool, 'groups/default/ready', first?.file as string);
+    const bytes = await readFile(path);
+    bytes.writeUInt8((bytes.readUInt8(bytes.length - 2) ^ 0x40) & 0xff, bytes.length - 2); // a bit of the last record's payload
+    await writeFile(path, bytes);
+    expect((await drain(q)).map((m) => m.data)).toEqual(['d', 'e']);
+    const dead = await q.deadLetters();
+    expect(dead.map((d) => d.code)).toEqual(['corrupt']);
+    expect(dead[0]?.reason).toMatch(/^envelope: record 2: CRC mismatch/);
+    await q.close();
+  });
+});
+
+describe('a consumer killed part-way through an envelope', () => {
+  it('SIGKILL after 3 acks and 2 nacks of 10: the acked never come back, the nacked once each, the rest with attempts 2', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'fsync', leaseMs: 400 });
+    const ids = await q.pushMany(Array.from({ length: 10 }, (_, i) => i));
+    expect((await readyFiles(spool)).map((f) => f.ids.length)).toEqual([10]);
+    const child = runFixture('envelope-consumer.mjs', [spool, '3', '2', '400']);
+    await child.line((l) => l === 'ready');
+    const said = (verb: string) =>
+      child
+        .stdout()
+        .split('\n')
+        .filter((l) => l.startsWith(`${verb} `))
+        .map((l) => l.slice(verb.length + 1));
+    const acked = said('acked');
+    const nacked = said('nacked');
+    const [holding] = said('holding');
+    expect(acked).toEqual(ids.slice(0, 3));
+    expect(nacked).toEqual(ids.slice(3, 5));
+    expect(holding).toBe(ids[5]);
+    // On disk now: the envelope, leased, with 5 of its 10 records settled in its name.
+    const [leased] = await readdir(join(spool, 'groups/default/leased'));
+    expect(leased).toMatch(/=0a-0{30}1f~/);
+    child.proc.kill('SIGKILL');
+    expect(await child.exited).toBe('SIGKILL');
+
+    const got = await waitFor(async () => {
+      await new Promise((r) => setTimeout(r, 450)); // the killed consumer's lease expires
+      const all = await drain(q);
+      return all.length > 0 ? all : null;
+    });
+    if (got === null) throw new Error('nothing came back');
+    const byId = new Map(got.map((m) => [m.id, m]));
+    expect(got).toHaveLength(7); // 2 nacked + 5 never settled
+    for (const id of acked) expect(byId.has(id), `acked ${id} is never delivered again`).toBe(false);
+    for (const id of nacked) expect(byId.get(id)?.attempts, `nacked ${id} comes back once, on its own`).toBe(2);
+    for (const id of ids.slice(5)) expect(byId.get(id)?.attempts, `${id} comes back with the envelope`).toBe(2);
+    expect(await leftovers(spool)).toEqual([]);
+    await q.close();
+  });
+});
