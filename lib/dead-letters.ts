@@ -8,9 +8,9 @@
  * a dead letter whose reason reads "unknown".
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, type FileHandle, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { type Modes, openNoFollow, unlinkIfPresent } from './durable-fs.js';
+import { type Modes, OPEN_NO_FOLLOW, unlinkIfPresent } from './durable-fs.js';
 import { isErrno } from './errors.js';
 import { checkHeader, HEADER_BYTES, MAX_ATTRIBUTE_BYTES } from './message-file.js';
 import { parseReady } from './names.js';
@@ -130,9 +130,9 @@ async function readReason(deadPath: string): Promise<DeadReason | null> {
 
 /** Reads just the attributes of a dead file for its enqueue time; null if it is not readable. */
 async function readEnqueuedAt(path: string): Promise<number | null> {
-  let handle: Awaited<ReturnType<typeof openNoFollow>> | undefined;
+  let handle: FileHandle | undefined;
   try {
-    handle = await openNoFollow(path);
+    handle = await open(path, OPEN_NO_FOLLOW);
     const { size } = await handle.stat();
     const head = Buffer.alloc(Math.min(size, HEADER_BYTES + MAX_ATTRIBUTE_BYTES));
     await handle.read(head, 0, head.length, 0);

@@ -12,7 +12,8 @@
  * chokidar from folding the rename's unlink+add into a throttled `change`.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmodSync, renameSync, writeFileSync } from 'node:fs';
+import { readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import type { Modes } from './durable-fs.js';
@@ -26,7 +27,10 @@ export class DoorbellRinger {
   #seq = 0;
   readonly #current = new Map<string, string>();
 
-  /** Rings the doorbell directory `dir`. Failures are ignored: the reconciliation scan covers them. */
+  /**
+   * Rings the doorbell directory `dir`, by synchronous calls (one rename, see durable-fs.ts).
+   * Failures are ignored: the reconciliation scan covers them.
+   */
   async ring(dir: string): Promise<void> {
     const next = join(dir, `${this.#owner}-${(this.#seq++).toString(36)}`);
     const current = this.#current.get(dir);
@@ -34,14 +38,14 @@ export class DoorbellRinger {
     try {
       if (current) {
         try {
-          await rename(current, next);
+          renameSync(current, next);
           return;
         } catch (error) {
           if (!isErrno(error, 'ENOENT')) throw error; // swept while idle: create anew
         }
       }
-      await writeFile(next, '', { mode: this.modes.file, flag: 'wx' });
-      if (this.modes.file & 0o070) await chmod(next, this.modes.file);
+      writeFileSync(next, '', { mode: this.modes.file, flag: 'wx' });
+      if (this.modes.file & 0o070) chmodSync(next, this.modes.file);
     } catch {
       this.#current.delete(dir);
     }

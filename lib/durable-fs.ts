@@ -1,12 +1,23 @@
 /**
- * The few file-system primitives the protocol is built from. Everything here is async
- * (libuv pool) and follows the rules of notes/spool-research.md §5: loop on short writes,
- * fdatasync before a file becomes visible, fsync a directory after changing its entries,
- * and never follow a symlink inside the spool.
+ * The few file-system primitives the protocol is built from. They follow the rules of
+ * notes/spool-research.md §5: loop on short writes, fdatasync before a file becomes visible,
+ * fsync a directory after changing its entries, and never follow a symlink inside the spool.
+ *
+ * Flushes (fdatasync, fsync) go through libuv's thread pool: they take milliseconds, and the
+ * event loop must not wait on them. Opening, closing and writing up to SYNC_IO_MAX_BYTES are
+ * synchronous calls: from the page cache each takes µs, while a round trip through the pool
+ * costs 50–100 µs of CPU on these machines (bench/README.md, "Consumer fast path").
  */
-import { constants as C } from 'node:fs';
-import { chmod, lstat, mkdir, open, unlink } from 'node:fs/promises';
+import { constants as C, closeSync, fchmodSync, fdatasync, fsync, openSync, write, writeSync } from 'node:fs';
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { isErrno } from './errors.js';
+
+/** Reads and writes up to this size are made on the JS thread; larger ones go through the pool. */
+export const SYNC_IO_MAX_BYTES = 256 * 1024;
+const fdatasyncAsync = promisify(fdatasync);
+const fsyncAsync = promisify(fsync);
+const writeAsync = promisify(write);
 
 /** Permission bits of what a spool creates. */
 export interface Modes {
@@ -28,22 +39,25 @@ const needsChmod = (modes: Modes) => modes !== PRIVATE_MODES;
  * is never retried (a failed fsync may have dropped the dirty pages).
  */
 export async function writeNewFile(path: string, data: Buffer, sync: boolean, modes: Modes): Promise<void> {
-  const handle = await open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, modes.file);
+  const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, modes.file);
   try {
-    if (needsChmod(modes)) await handle.chmod(modes.file);
+    if (needsChmod(modes)) fchmodSync(fd, modes.file);
     let offset = 0;
     while (offset < data.length) {
-      const { bytesWritten } = await handle.write(data, offset, data.length - offset);
-      offset += bytesWritten;
+      const length = data.length - offset;
+      offset +=
+        data.length <= SYNC_IO_MAX_BYTES ? writeSync(fd, data, offset, length) : (await writeAsync(fd, data, offset, length)).bytesWritten;
     }
-    if (sync) await handle.datasync();
+    if (sync) await fdatasyncAsync(fd);
   } catch (error) {
-    await handle.close().catch(() => {});
+    try {
+      closeSync(fd);
+    } catch {}
     await unlink(path).catch(() => {});
     throw error;
   }
   try {
-    await handle.close();
+    closeSync(fd);
   } catch (error) {
     await unlink(path).catch(() => {});
     throw error;
@@ -52,11 +66,11 @@ export async function writeNewFile(path: string, data: Buffer, sync: boolean, mo
 
 /** fsync of a directory: makes the creation, rename or removal of its entries durable. */
 export async function fsyncDir(path: string): Promise<void> {
-  const handle = await open(path, C.O_RDONLY | C.O_DIRECTORY);
+  const fd = openSync(path, C.O_RDONLY | C.O_DIRECTORY);
   try {
-    await handle.sync();
+    await fsyncAsync(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -84,12 +98,10 @@ export async function makeDir(path: string, modes: Modes): Promise<boolean> {
 
 /**
  * Opens for reading without following a symlink (ELOOP for a symlink). O_NONBLOCK keeps a named
- * pipe planted in the spool from blocking a libuv thread forever; it changes nothing for a
- * regular file. Callers check that what they opened is a regular file.
+ * pipe planted in the spool from blocking forever; it changes nothing for a regular file.
+ * Callers check that what they opened is a regular file.
  */
-export async function openNoFollow(path: string) {
-  return open(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
-}
+export const OPEN_NO_FOLLOW = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 
 /** Whether `path` exists (lstat: a symlink counts, it is not followed). */
 export async function exists(path: string): Promise<boolean> {

@@ -17,7 +17,8 @@
  * before visibility rejects with EPUBLISH and removes what was written; a failed directory
  * fsync rejects with EDURABILITY and stops the queue (see group-commit.ts).
  */
-import { link, rename, unlink } from 'node:fs/promises';
+import { linkSync, renameSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodePayload } from './codec.js';
 import { forEachLimit } from './concurrency.js';
@@ -332,7 +333,8 @@ export class Publisher {
     let created = false;
     for (let attempt = 0; ; attempt++) {
       try {
-        await (move ? rename(tmp, target) : link(tmp, target));
+        if (move) renameSync(tmp, target);
+        else linkSync(tmp, target); // synchronous: one metadata change (see durable-fs.ts)
         return created ? 'new-bucket' : 'placed';
       } catch (error) {
         if (!isErrno(error, 'ENOENT') || attempt >= 3) throw error;

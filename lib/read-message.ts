@@ -8,9 +8,10 @@
  * 50–100 µs of CPU here (bench/README.md, "Consumer fast path"). A large file goes through the pool,
  * so a big message never stalls the event loop for long.
  */
-import { constants as C, closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { decodePayload } from './codec.js';
+import { OPEN_NO_FOLLOW, SYNC_IO_MAX_BYTES } from './durable-fs.js';
 import { isErrno } from './errors.js';
 import {
   CorruptFileError,
@@ -47,9 +48,7 @@ export interface ReadMessage {
 export async function readMessageFile(path: string, maxMessageBytes: number, count = 1): Promise<ReadMessage> {
   let fd: number;
   try {
-    // O_NONBLOCK keeps a named pipe planted in the spool from blocking; it changes nothing for
-    // a regular file. O_NOFOLLOW: ELOOP for a symlink.
-    fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+    fd = openSync(path, OPEN_NO_FOLLOW);
   } catch (error) {
     if (isErrno(error, 'ELOOP')) throw new CorruptFileError('a symbolic link, not a message file (never followed)');
     if (isErrno(error, 'ENXIO', 'ENODEV')) throw new CorruptFileError('not a regular file (a socket or a device)');
@@ -68,7 +67,7 @@ export async function readMessageFile(path: string, maxMessageBytes: number, cou
     while (offset < buffer.length) {
       const length = buffer.length - offset;
       const bytesRead =
-        info.size <= SYNC_READ_MAX_BYTES
+        info.size <= SYNC_IO_MAX_BYTES
           ? readSync(fd, buffer, offset, length, offset)
           : (await readAsync(fd, buffer, offset, length, offset)).bytesRead;
       if (bytesRead === 0) throw new CorruptFileError(`truncated while reading at byte ${offset}`);
@@ -90,6 +89,4 @@ export async function readMessageFile(path: string, maxMessageBytes: number, cou
   }
 }
 
-/** Files up to this size are read on the JS thread (~20 µs from the page cache for 64 KiB here). */
-const SYNC_READ_MAX_BYTES = 256 * 1024;
 const readAsync = promisify(read);

@@ -12,7 +12,7 @@
  * A message with a topic goes to every group with a matching pattern; a message without one
  * only to groups bound to '#' (every group opened without `topics` is).
  */
-import { readdir } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import { MATCH_ALL, readPatterns } from './bindings.js';
 import type { GroupPaths, Spool } from './layout.js';
 import { GROUP_NAME } from './options.js';
@@ -71,7 +71,8 @@ const MAX_CACHED_SPOOLS = 100;
 
 /** The routes of every group that exists now. */
 export async function readRoutes(spool: Spool): Promise<Route[]> {
-  const entries = (await readdir(spool.groups)).sort();
+  // Synchronous: a listing of a few names, made on every publish (see durable-fs.ts).
+  const entries = readdirSync(spool.groups).sort();
   const listing = entries.join('/');
   const now = performance.now(); // monotonic: a clock stepped back must not stretch the TTL
   const cached = cache.get(spool.groups);

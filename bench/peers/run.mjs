@@ -43,6 +43,7 @@ import {
   producers,
   qlobberPublish,
   qlobberStop,
+  SPOOLQ_ENVELOPES,
   SYSTEMS,
   TOPIC,
 } from './systems.mjs';
@@ -408,7 +409,7 @@ try {
   );
   print(
     `Rounds ${config.rounds}; messages per row: push ${config.push.durable} (durable), ${config.push.fast} (fast); ` +
-      `64 KiB push ${config.big}; drain ${config.drain}.`,
+      `64 KiB push ${config.big}; drain ${config.drain}. spoolq envelopes: ${SPOOLQ_ENVELOPES ? 'on (the default)' : 'off (SPOOLQ_ENVELOPES=0: a file per message)'}.`,
   );
   results.loadBefore = await loadLine();
   print(`Before: ${results.loadBefore}.`);

@@ -28,9 +28,14 @@ export const TOPIC = 'bench';
 
 const silent = { error: console.error, warn: console.warn, info() {}, debug() {} };
 
-/** spoolq: one queue handle, default group, codec 'raw'. */
+/**
+ * spoolq: one queue handle, default group, codec 'raw'. `SPOOLQ_ENVELOPES=0` in the environment
+ * (`--no-envelopes` of run.mjs, inherited by the consumer processes) writes a file per message.
+ */
+export const SPOOLQ_ENVELOPES = process.env.SPOOLQ_ENVELOPES !== '0';
+
 export async function openSpoolq(dir, cls) {
-  return openQueue(join(dir, 'spool'), { durability: cls === 'durable' ? 'fsync' : 'none', codec: 'raw' });
+  return openQueue(join(dir, 'spool'), { durability: cls === 'durable' ? 'fsync' : 'none', codec: 'raw', envelopes: SPOOLQ_ENVELOPES });
 }
 
 /**
