@@ -1,6 +1,9 @@
 /**
- * The raw file-system floor: what the same directory costs without spoolq, with the same async
- * fs/promises calls a single producer would make (libuv pool, one call awaited at a time).
+ * The raw file-system floor: what the same directory costs without spoolq, one message at a
+ * time, with the calls spoolq makes in the same style: the flushes (fdatasync, fsync) through
+ * libuv's pool, everything else synchronous on the JS thread (lib/durable-fs.ts says why).
+ * Until 2026-11-27 every floor call went through the pool, as fs/promises does; that floor is
+ * 1.2–2× slower here, so ratios to it from before that date are not comparable.
  *
  *   writeFloor  open tmp/<i> O_EXCL, write 256 B, [fdatasync], close,
  *               rename into ready/, [fsync ready/]                        per message
@@ -9,40 +12,53 @@
  * The directory handle for the fsync is opened once (a floor keeps it); spoolq opens it per
  * commit. Run alone: node bench/floor.mjs [--count 500] [--sync] [--concurrency 1]
  */
-import { constants as C } from 'node:fs';
-import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import {
+  constants as C,
+  closeSync,
+  fdatasync,
+  fsync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { nowMs, PAYLOAD, rate, Workspace } from './common.mjs';
 
 const CREATE = C.O_WRONLY | C.O_CREAT | C.O_EXCL;
 
-/** A tmp/ and a ready/ directory in `dir`, and a handle on ready/ for its fsyncs. */
+const fdatasyncAsync = promisify(fdatasync);
+const fsyncAsync = promisify(fsync);
+
+/** A tmp/ and a ready/ directory in `dir`, and a descriptor of ready/ for its fsyncs. */
 export async function floorDirs(dir) {
   const tmp = join(dir, 'tmp');
   const ready = join(dir, 'ready');
-  await mkdir(tmp);
-  await mkdir(ready);
-  const readyHandle = await open(ready, C.O_RDONLY | C.O_DIRECTORY);
-  return { tmp, ready, readyHandle, close: () => readyHandle.close() };
+  mkdirSync(tmp);
+  mkdirSync(ready);
+  const readyFd = openSync(ready, C.O_RDONLY | C.O_DIRECTORY);
+  return { tmp, ready, readyFd, close: async () => closeSync(readyFd) };
 }
 
 /**
  * One message the raw way: tmp write [+ fdatasync] + rename [+ dir fsync]. Resolves to the
  * time (nowMs) the rename was done: when a watching consumer can see the message.
  */
-export async function writeOne({ tmp, ready, readyHandle }, name, sync, data = PAYLOAD) {
-  const handle = await open(join(tmp, name), CREATE, 0o600);
+export async function writeOne({ tmp, ready, readyFd }, name, sync, data = PAYLOAD) {
+  const fd = openSync(join(tmp, name), CREATE, 0o600);
   try {
-    const { bytesWritten } = await handle.write(data, 0, data.length);
-    if (bytesWritten !== data.length) throw new Error('short write');
-    if (sync) await handle.datasync();
+    if (writeSync(fd, data, 0, data.length) !== data.length) throw new Error('short write');
+    if (sync) await fdatasyncAsync(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
-  await rename(join(tmp, name), join(ready, name));
+  renameSync(join(tmp, name), join(ready, name));
   const visible = nowMs();
-  if (sync) await readyHandle.sync();
+  if (sync) await fsyncAsync(readyFd);
   return visible;
 }
 
@@ -69,7 +85,7 @@ export async function writeFloor(dir, { count, sync, concurrency = 1 }) {
 export async function claimFloor(dir, { count }) {
   const dirs = await floorDirs(dir);
   const leased = join(dir, 'leased');
-  await mkdir(leased);
+  mkdirSync(leased);
   try {
     for (let i = 0; i < count; i++) await writeOne(dirs, `m${String(i).padStart(8, '0')}`, false);
   } finally {
@@ -77,15 +93,15 @@ export async function claimFloor(dir, { count }) {
   }
   const buffer = Buffer.alloc(4096);
   const start = nowMs();
-  for (const name of (await readdir(dirs.ready)).sort()) {
-    await rename(join(dirs.ready, name), join(leased, name));
-    const handle = await open(join(leased, name), C.O_RDONLY);
+  for (const name of readdirSync(dirs.ready).sort()) {
+    renameSync(join(dirs.ready, name), join(leased, name));
+    const fd = openSync(join(leased, name), C.O_RDONLY);
     try {
-      await handle.read(buffer, 0, buffer.length, 0);
+      readSync(fd, buffer, 0, buffer.length, 0);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
-    await unlink(join(leased, name));
+    unlinkSync(join(leased, name));
   }
   return rate(count, nowMs() - start);
 }
