@@ -3,7 +3,7 @@
  *
  * A pop claims the next entry of the index; when the index is empty it refills it from the
  * directory (the truth), and when that finds nothing it waits for the first of:
- *   - a doorbell ring (chokidar event, or a push by this same handle),
+ *   - a doorbell ring (a watch event, or a push by this same handle),
  *   - the earliest known due time (a delayed message, or a lease to reap),
  *   - the reconciliation period (covers lost watch events: inotify overflow is silent in Node),
  *   - the caller's timeout or abort signal, or close().
@@ -86,7 +86,7 @@ export class Receiver<T> {
     signal?.throwIfAborted();
     if (this.#closed) throw new ClosedError('The queue is closed; open it again to pop');
     const deadline = Date.now() + timeoutMs;
-    // The watcher is only for waiting (starting chokidar costs ~1 ms, and inotify watches): a
+    // The watcher is only for waiting (it costs an inotify watch, and with chokidar ~1 ms): a
     // pop that will not wait looks once without it.
     if (timeoutMs > 0) await this.#start();
     for (;;) {

@@ -5,7 +5,7 @@
  *
  *   - No watches: the consumer runs in a user namespace whose inotify watch limit is 0 or 1
  *     (`unshare -r` + /proc/sys/user/max_inotify_watches; the host value is untouched). With 0
- *     chokidar cannot watch at all, so only the reconciliation scan can find a message; with 1
+ *     the consumer cannot watch at all, so only the reconciliation scan can find a message; with 1
  *     it holds the doorbell directory and nothing more. The fixture proves the limit bites (one
  *     more fs.watch fails with ENOSPC). Messages pushed by
  *     another process (this one) in rounds, each after the consumer went back to waiting, and a
