@@ -249,7 +249,7 @@ const print = (line = '') => process.stdout.write(`${line}\n`);
 print(`## Backlog scaling (issue 6)`);
 print();
 print(
-  `node ${process.version}, ${cpus().length} CPUs; ${before} before, ${after} after. Fill: pushMany(${config.batch}) from up to ${config.producers} producer processes, 256 B, durability 'none'.`,
+  `node ${process.version}, ${cpus().length} CPUs; ${before} before, ${after} after. Fill: pushMany(${config.batch}) from up to ${config.producers} producer processes, 256 B, durability 'none', envelopes: false (a file per message).`,
 );
 print(
   `Consumer: fresh process, pop({ timeoutMs: 0 }) + ack of D = min(${config.drain}, (N−1)/2) messages in ${config.rounds} rounds interleaved with the claim floor (rename → lease dir, open, read, close, unlink) on other files of the same spool.`,

@@ -175,7 +175,12 @@ export class Leases {
       reason: `failed ${lease.ready.attempt} of ${this.settings.maxAttempts} attempts: ${reason}`,
     };
     if (lease.ready.count > 1) {
-      const copy = await this.#writeOut(lease.ready, claimed.record, last ? null : visibleAt, why);
+      let copy: string;
+      try {
+        copy = await this.#writeOut(lease.ready, claimed.record, last ? null : visibleAt, why);
+      } catch (error) {
+        throw this.#lost(error, 'nack'); // ENOENT: the group was deleted meanwhile
+      }
       try {
         this.#settle(lease, claimed.index);
       } catch (error) {

@@ -146,6 +146,19 @@ describe('delivery', () => {
     await q.close();
   });
 
+  it('nack of a message of an envelope whose group was deleted meanwhile: ELEASE_LOST, nothing left behind', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<string>(spool, { durability: 'none', group: 'doomed' });
+    await q.pushMany(['a', 'b']);
+    const a = await q.pop({ timeoutMs: 0 });
+    const admin = await openQueue(spool, { group: null });
+    expect(await admin.deleteGroup('doomed')).toBe(true);
+    await expect(a?.nack({ delayMs: 0 })).rejects.toMatchObject({ code: 'ELEASE_LOST' });
+    expect(await readdir(join(spool, 'tmp'))).toEqual([]);
+    await admin.close();
+    await q.close();
+  });
+
   it('the last attempt: a nacked message becomes a dead letter of its own, and requeueDead brings it back', async () => {
     const spool = await spoolPath();
     const q = await openQueue<string>(spool, { durability: 'none', maxAttempts: 1 });
