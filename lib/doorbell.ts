@@ -9,7 +9,7 @@
  * `usePolling` (network file systems, where inotify sees nothing). chokidar was the watch layer
  * on inotify too, until a measurement: on each event it re-reads the directory and stats its
  * entries before it reports, which made a wake-up 2.3 ms at p50 and 6.7–8.1 ms at p99 where
- * fs.watch took 0.9 and 3.2–3.6 ms (bench/README.md, "Wake latency").
+ * fs.watch took 0.9 and 3.2–3.6 ms (bench/README.md, results of 2026-11-27).
  *
  * Why a fresh name per ring: chokidar drops repeated `change` events on one path within 50 ms
  * with no trailing event, but a directory re-read that finds a name it has not seen always

@@ -6,7 +6,7 @@
  * Flushes (fdatasync, fsync) go through libuv's thread pool: they take milliseconds, and the
  * event loop must not wait on them. Opening, closing and writing up to SYNC_IO_MAX_BYTES are
  * synchronous calls: from the page cache each takes µs, while a round trip through the pool
- * costs 50–100 µs of CPU on these machines (bench/README.md, "Consumer fast path").
+ * costs 50–100 µs of CPU on these machines (bench/README.md, results of 2026-11-27).
  */
 import { constants as C, closeSync, fchmodSync, fdatasync, fsync, openSync, write, writeSync } from 'node:fs';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';

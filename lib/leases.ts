@@ -21,7 +21,7 @@
  *
  * The renames and unlinks of one message are synchronous calls: each is one metadata change
  * of a few µs in the kernel, and a trip through libuv's thread pool would cost it 50–100 µs
- * of CPU (bench/README.md, "Consumer fast path"). Listings stay asynchronous.
+ * of CPU (bench/README.md, results of 2026-11-27). Listings stay asynchronous.
  */
 import { renameSync, unlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';

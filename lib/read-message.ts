@@ -5,7 +5,7 @@
  *
  * A small file is read with synchronous calls on the JS thread. Its open, fstat, read and close
  * take ~10 µs each from the page cache, while a round trip through libuv's thread pool costs
- * 50–100 µs of CPU here (bench/README.md, "Consumer fast path"). A large file goes through the pool,
+ * 50–100 µs of CPU here (bench/README.md, results of 2026-11-27). A large file goes through the pool,
  * so a big message never stalls the event loop for long.
  */
 import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
