@@ -5,7 +5,8 @@
  *   conc16   16 pushes in flight: group commit shares the directory fsyncs between them
  *   many100  pushMany of 100 messages: one commit per batch
  *
- * openQueue and close are outside the timing. Run alone:
+ * openQueue and close are outside the timing. Run alone (it then also prints the process's peak
+ * RSS: a producer's memory):
  *   node bench/push.mjs [--kind seq|conc16|many100] [--durability fsync|none] [--count 500]
  */
 import { parseArgs } from 'node:util';
@@ -59,7 +60,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const ws = new Workspace();
   try {
     const r = await pushWorkload(await ws.spool('push'), { ...values, count: Number(values.count) });
-    console.log(`${KINDS[values.kind].label}, ${values.durability}: ${r.usPerMsg.toFixed(1)} µs/msg, ${r.perSec.toFixed(0)} msgs/s`);
+    const rssMb = (process.resourceUsage().maxRSS / 1024).toFixed(0);
+    console.log(
+      `${KINDS[values.kind].label}, ${values.durability}: ${r.usPerMsg.toFixed(1)} µs/msg, ${r.perSec.toFixed(0)} msgs/s, producer peak RSS ${rssMb} MB`,
+    );
   } finally {
     await ws.cleanup();
   }

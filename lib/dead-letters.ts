@@ -70,11 +70,16 @@ export async function moveToDead(
     if (!isErrno(error, 'ENOENT')) throw error;
     if (!basename(from).includes('\uFFFD') || !(await renameByRawName(from, target))) return false;
   }
-  const reason: DeadReason = { ...why, at: Date.now() };
-  await writeFile(`${target}${WHY}`, JSON.stringify(reason), { mode: modes.file })
-    .then(() => (modes.file & 0o070 ? chmod(`${target}${WHY}`, modes.file) : undefined))
-    .catch(() => {});
+  await writeReason(target, why, modes);
   return true;
+}
+
+/** Writes the reason of the dead letter at `deadPath` (best effort: without it, the reason reads "unknown"). */
+export async function writeReason(deadPath: string, why: Omit<DeadReason, 'at'>, modes: Modes): Promise<void> {
+  const reason: DeadReason = { ...why, at: Date.now() };
+  await writeFile(`${deadPath}${WHY}`, JSON.stringify(reason), { mode: modes.file })
+    .then(() => (modes.file & 0o070 ? chmod(`${deadPath}${WHY}`, modes.file) : undefined))
+    .catch(() => {});
 }
 
 export async function listDeadLetters(deadDir: string): Promise<DeadLetter[]> {

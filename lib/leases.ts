@@ -16,17 +16,17 @@
  * renames. Its records are settled one by one, in its name: an ack of record i renames the lease
  * to the same name with bit i set in its settled bitmap, and the ack of the last one unlinks it.
  * A nack of record i first writes that record out as a message file of its own (ready/ with
- * attempt+1, or dead/), then sets bit i. A reaped envelope keeps its bitmap, so only the
- * records not yet settled come back; one that runs out of attempts is split into dead letters.
+ * attempt+1, or dead/), then sets bit i. A reaped envelope is split: each record not yet
+ * settled comes back as a message file of its own (attempt+1, or a dead letter after the last).
  *
  * The renames and unlinks of one message are synchronous calls: each is one metadata change
  * of a few µs in the kernel, and a trip through libuv's thread pool would cost it 50–100 µs
  * of CPU (bench/README.md, results of 2026-11-27). Listings stay asynchronous.
  */
-import { renameSync, unlinkSync } from 'node:fs';
+import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { type DeadCode, moveToDead } from './dead-letters.js';
+import { dirname, join } from 'node:path';
+import { type DeadCode, moveToDead, removeReason, writeReason } from './dead-letters.js';
 import { ensureDir, exists, fsyncDir, type Modes, writeNewFile } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
@@ -70,6 +70,9 @@ export interface LeaseSettings {
   /** The spool's tmp/: where the nack of an envelope record writes its own file. */
   tmp: string;
 }
+
+/** Where records of an envelope written out go: back to ready/ (attempt+1), or to dead/ with a reason. */
+type WriteOutTarget = { visibleAt: number } | { dead: { code: DeadCode; reason: string } };
 
 const bit = (index: number): bigint => 1n << BigInt(index);
 const allOf = (count: number): bigint => (1n << BigInt(count)) - 1n;
@@ -134,7 +137,7 @@ export class Leases {
     lease.deadline = deadline;
   }
 
-  /** Returns a claimed envelope to ready/ as it was (same attempt), keeping what was settled. */
+  /** Returns a claimed file (a message or an envelope) to ready/ as it was: same attempt, what was settled kept. */
   async release(lease: Lease): Promise<void> {
     const { ready } = lease;
     await this.#requeue(this.#leased(lease.name), { ...ready, settled: lease.settled }, ready.visibleAt, ready.attempt);
@@ -175,9 +178,16 @@ export class Leases {
       reason: `failed ${lease.ready.attempt} of ${this.settings.maxAttempts} attempts: ${reason}`,
     };
     if (lease.ready.count > 1) {
-      let copy: string;
+      // Still ours? A nack after the lease was lost must change nothing, so look before
+      // writing anything (a loss during the write is caught by the settle below).
       try {
-        copy = await this.#writeOut(lease.ready, claimed.record, last ? null : visibleAt, why);
+        lstatSync(this.#leased(lease.name));
+      } catch (error) {
+        throw this.#lost(error, 'nack');
+      }
+      let created: string[];
+      try {
+        created = await this.#writeOut(lease.ready, [claimed.record], last ? { dead: why } : { visibleAt });
       } catch (error) {
         throw this.#lost(error, 'nack'); // ENOENT: the group was deleted meanwhile
       }
@@ -185,10 +195,13 @@ export class Leases {
         this.#settle(lease, claimed.index);
       } catch (error) {
         // The lease was lost while the copy was written: the envelope will deliver the record
-        // again, so take the copy back (a consumer that claimed it meanwhile keeps it).
-        try {
-          unlinkSync(copy);
-        } catch {}
+        // again, so take back the copy this call made (a consumer that claimed it meanwhile keeps it).
+        for (const copy of created) {
+          try {
+            unlinkSync(copy);
+            if (last) await removeReason(copy); // a dead letter's .why goes with it
+          } catch {}
+        }
         throw this.#lost(error, 'nack');
       }
       return;
@@ -207,35 +220,50 @@ export class Leases {
   }
 
   /**
-   * Writes one record of an envelope out as a message file of its own: into ready/ with
-   * attempt+1 visible at `visibleAt`, or, with null, into dead/ with `why`. Durable (with
-   * `sync`) before it returns, since the envelope then drops the record. Returns its path.
+   * Writes records of an envelope out as message files of their own: into ready/ with attempt+1,
+   * visible at `visibleAt`, or into dead/ with a reason (and the same attempt). Each is complete
+   * (fdatasynced with `sync`) before it is linked in, and its directory is fsynced before this
+   * resolves, since the envelope drops the records next. A link never replaces a file: a name
+   * that exists already (the same record, written by a redo) is left alone. Resolves to the
+   * paths this call created.
    */
-  async #writeOut(
-    envelope: ReadyName,
-    record: ReadRecord,
-    visibleAt: number | null,
-    why: { code: DeadCode; reason: string },
-  ): Promise<string> {
-    const { id } = record.attributes;
-    const tmp = join(this.settings.tmp, `${id}.${newToken()}`);
-    await writeNewFile(tmp, record.bytes, this.settings.sync, this.settings.modes);
+  async #writeOut(envelope: ReadyName, records: readonly ReadRecord[], to: WriteOutTarget): Promise<string[]> {
+    const { sync, modes } = this.settings;
+    const tmps: string[] = [];
+    const created: string[] = [];
+    const dirs = new Set<string>();
     try {
-      const own = { priority: envelope.priority, id, attempt: envelope.attempt };
-      if (visibleAt === null) {
-        const name = formatReady({ ...own, visibleAt: envelope.visibleAt });
-        await moveToDead(tmp, this.group.dead, name, why, this.settings.modes);
-        if (this.settings.sync) await fsyncDir(this.group.dead);
-        return join(this.group.dead, name);
+      for (const record of records) {
+        const { id } = record.attributes;
+        const tmp = join(this.settings.tmp, `${id}.${newToken()}`);
+        await writeNewFile(tmp, record.bytes, sync, modes);
+        tmps.push(tmp);
+        const own = { priority: envelope.priority, id, count: 1, settled: 0n };
+        let target: string;
+        if ('dead' in to) {
+          target = join(this.group.dead, formatReady({ ...own, attempt: envelope.attempt, visibleAt: envelope.visibleAt }));
+        } else {
+          const bucket = join(this.group.ready, formatBucket(envelope.priority, to.visibleAt, this.settings.bucketMs));
+          await ensureDir(bucket, this.group.ready, sync, modes);
+          target = join(bucket, formatReady({ ...own, attempt: envelope.attempt + 1, visibleAt: to.visibleAt }));
+        }
+        try {
+          linkSync(tmp, target);
+          created.push(target);
+          if ('dead' in to) await writeReason(target, to.dead, modes);
+        } catch (error) {
+          if (!isErrno(error, 'EEXIST')) throw error;
+        }
+        dirs.add(dirname(target));
       }
-      const target = await this.#requeue(tmp, { ...own, visibleAt, count: 1, settled: 0n }, visibleAt);
-      if (this.settings.sync) await fsyncDir(join(target, '..'));
-      return target;
-    } catch (error) {
-      try {
-        unlinkSync(tmp);
-      } catch {}
-      throw error;
+      if (sync) for (const dir of dirs) await fsyncDir(dir);
+      return created;
+    } finally {
+      for (const tmp of tmps) {
+        try {
+          unlinkSync(tmp);
+        } catch {}
+      }
     }
   }
 
@@ -266,16 +294,14 @@ export class Leases {
       }
       if (leased.deadline > now) return { returned, nextDeadline: leased.deadline };
       try {
-        if (ready.attempt >= this.settings.maxAttempts) {
-          const why = {
-            code: 'lease-expired' as const,
-            reason: `the lease of attempt ${ready.attempt} of ${this.settings.maxAttempts} expired (the consumer died or was too slow)`,
-          };
-          if (ready.count === 1) await moveToDead(from, this.group.dead, leased.ready, why, this.settings.modes);
-          else await this.#splitIntoDead(from, ready, why, now);
-        } else {
-          await this.#requeue(from, ready, now);
-        }
+        const why = {
+          code: 'lease-expired' as const,
+          reason: `the lease of attempt ${ready.attempt} of ${this.settings.maxAttempts} expired (the consumer died or was too slow)`,
+        };
+        const last = ready.attempt >= this.settings.maxAttempts;
+        if (ready.count > 1) await this.#split(from, ready, last ? { dead: why } : { visibleAt: now }, now);
+        else if (last) await moveToDead(from, this.group.dead, leased.ready, why, this.settings.modes);
+        else await this.#requeue(from, ready, now);
         returned++;
       } catch (error) {
         if (!isErrno(error, 'ENOENT')) throw error; // acked, extended or reaped by another meanwhile
@@ -285,37 +311,33 @@ export class Leases {
   }
 
   /**
-   * An envelope whose last attempt expired: each record not yet settled becomes a dead letter
-   * of its own. It is claimed first (a rename, which one reaper wins), so two reapers never
-   * split it twice; if this process dies part-way, the claim expires and the split is redone,
-   * and each record lands on the same dead/ name again.
+   * An envelope whose lease expired: each record not yet settled becomes a message file of its
+   * own, back in ready/ with attempt+1, or a dead letter after the last attempt. So from then on
+   * each is charged for its own failures: a message that kills its consumer (or a handler slower
+   * than leaseMs) no longer costs an attempt to the rest of its envelope each time. The envelope
+   * is claimed first (a rename, which one reaper wins); if this process dies part-way, the
+   * claim expires and the split is done again (a dead letter lands on the same name; a record
+   * back in ready/ may then be there twice, which at-least-once allows).
    */
-  async #splitIntoDead(from: string, ready: ReadyName, why: { code: DeadCode; reason: string }, now: number): Promise<void> {
+  async #split(from: string, ready: ReadyName, to: WriteOutTarget, now: number): Promise<void> {
     const readyName = formatReady(ready);
-    const token = newToken();
-    const deadline = now + this.settings.leaseMs;
-    const lease: Lease = {
-      name: formatLeased({ deadline, ready: readyName, token }),
-      ready,
-      readyName,
-      token,
-      deadline,
-      settled: ready.settled,
-    };
-    renameSync(from, this.#leased(lease.name)); // ENOENT: another reaper or the owner got it first
+    const leasedName = formatLeased({ deadline: now + this.settings.leaseMs, ready: readyName, token: newToken() });
+    renameSync(from, this.#leased(leasedName)); // ENOENT: another reaper or the owner got it first
     let records: ReadRecord[];
     try {
-      ({ records } = await readMessageFile(this.#leased(lease.name), this.settings.maxMessageBytes, ready.count));
+      ({ records } = await readMessageFile(this.#leased(leasedName), this.settings.maxMessageBytes, ready.count));
     } catch (error) {
       if (!(error instanceof CorruptFileError)) throw error;
       const code: DeadCode = error instanceof TooLargeFileError ? 'too-large' : 'corrupt';
-      await moveToDead(this.#leased(lease.name), this.group.dead, readyName, { code, reason: error.message }, this.settings.modes);
+      await moveToDead(this.#leased(leasedName), this.group.dead, readyName, { code, reason: error.message }, this.settings.modes);
       return;
     }
-    for (const [index, record] of records.entries()) {
-      if ((lease.settled & bit(index)) === 0n) await this.#writeOut(ready, record, null, why);
-    }
-    unlinkSync(this.#leased(lease.name));
+    await this.#writeOut(
+      ready,
+      records.filter((_, index) => (ready.settled & bit(index)) === 0n),
+      to,
+    );
+    unlinkSync(this.#leased(leasedName));
   }
 
   /** The leased name of `lease` with another deadline or settled bitmap. */

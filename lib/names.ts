@@ -8,9 +8,9 @@
  *   leased name        <deadline:12 hex>-<ready name>~<token:16 hex>
  *
  * The suffix marks an envelope: a file of `count` (2..128) messages written together (see
- * envelope.ts). `settled` is a bitmap of the records already acked or nacked (bit i = record i),
- * so an envelope that comes back after a lost lease redelivers only the others. `id` is then the
- * id of its first record.
+ * message-file.ts). `settled` is a bitmap of the records already acked or nacked (bit i =
+ * record i): it moves with the file in every rename, so when a lease is lost the reaper splits
+ * out only the others. `id` is then the id of its first record.
  *
  * Sorting bucket directories gives (priority, time) order; sorting names inside a bucket gives
  * (priority, visibleAt, producer, sequence) order. Sorting leased names gives expiry order.

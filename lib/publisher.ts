@@ -3,7 +3,7 @@
  *
  *   0. gather: the messages of every push() and pushMany() called while the previous round was
  *      being written form the next round (no delay when idle: a lone push goes at once), and
- *      consecutive ones that share priority, topic and due time go into one envelope file
+ *      consecutive ones that share priority, topic and delay go into one envelope file
  *      (up to 128 messages and 1 MiB): one inode, one fdatasync and one rename for all of them
  *   1. open tmp/<id> O_EXCL, write every byte, fdatasync (durability 'fsync'), close
  *   2. route: the groups whose bindings match the message's topic (routing.ts), then link into
@@ -54,6 +54,7 @@ interface Prepared {
   /** The message's record (a message file on its own). */
   file: Buffer;
   priority: number;
+  delayMs: number;
   visibleAt: number;
   topic: string | undefined;
 }
@@ -71,12 +72,6 @@ interface Request {
   resolve: () => void;
   reject: (error: unknown) => void;
 }
-
-/**
- * Messages of one round go into the same envelope when they are due within this much of each
- * other (the envelope is visible at the latest of their times, so none is delivered early).
- */
-const ENVELOPE_MAX_SPREAD_MS = 10;
 
 /** How many files one publish writes or links at once: bounds open descriptors. */
 const IO_CONCURRENCY = 32;
@@ -158,7 +153,9 @@ export class Publisher {
         first !== undefined &&
         first.priority === p.priority &&
         first.topic === p.topic &&
-        Math.abs(first.visibleAt - p.visibleAt) <= ENVELOPE_MAX_SPREAD_MS &&
+        // The envelope is visible at the latest of its messages' times, so none is early; with
+        // the same delay that is never later than a later push of the same delay (strict FIFO).
+        first.delayMs === p.delayMs &&
         run.records.length < MAX_ENVELOPE_RECORDS &&
         run.bytes + p.file.length <= MAX_ENVELOPE_BYTES;
       if (joins) {
@@ -321,7 +318,7 @@ export class Publisher {
         '{…}',
       );
     }
-    return { id, file, priority, visibleAt, topic };
+    return { id, file, priority, delayMs, visibleAt, topic };
   }
 
   /**

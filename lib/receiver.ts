@@ -186,6 +186,11 @@ export class Receiver<T> {
         this.#lostRaces = 0;
       }
       if (typeof claimed === 'object') {
+        if (this.#closed) {
+          // close() ran during the claim (its #release is done): give it back unused.
+          await this.leases.release(claimed.lease).catch(() => {});
+          return null;
+        }
         // Our own lease is a due time too: if it is never settled, reap it when it expires.
         this.#nextLeaseDeadline = earliest(this.#nextLeaseDeadline, claimed.lease.deadline);
         this.#nextDueAt = earliest(this.#nextDueAt, claimed.lease.deadline);

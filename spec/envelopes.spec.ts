@@ -61,7 +61,7 @@ describe('on disk', () => {
     await q.close();
   });
 
-  it('concurrent pushes share a file only when priority, topic and due time agree; large ones go alone', async () => {
+  it('concurrent pushes share a file only when priority, topic and delay agree; large ones go alone', async () => {
     const spool = await spoolPath();
     const q = await openQueue<string>(spool, { durability: 'none', maxMessageBytes: 4 * 1024 * 1024 });
     const big = 'x'.repeat(1024 * 1024); // over the 1 MiB of an envelope once encoded
@@ -216,6 +216,69 @@ describe('delivery', () => {
     const dead = await q.deadLetters();
     expect(dead.map((d) => d.code)).toEqual(['corrupt']);
     expect(dead[0]?.reason).toMatch(/^envelope: record 2: CRC mismatch/);
+    await q.close();
+  });
+});
+
+describe('found in review', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('a nack after the lease was lost and the envelope split into dead letters keeps every dead letter', async () => {
+    const spool = await spoolPath();
+    const opts = { durability: 'none' as const, leaseMs: 200, maxAttempts: 1 };
+    const a = await openQueue<string>(spool, opts);
+    const b = await openQueue<string>(spool, opts);
+    const ids = await a.pushMany(['x', 'y', 'z']);
+    const m = await a.pop({ timeoutMs: 0 });
+    await sleep(300); // A's lease expires
+    await b.pop({ timeoutMs: 0 }); // B's reaper splits the envelope into 3 dead letters
+    await expect(m?.nack()).rejects.toMatchObject({ code: 'ELEASE_LOST' });
+    expect((await b.deadLetters()).map((d) => d.id).sort()).toEqual([...ids].sort());
+    const dead = await readdir(join(spool, 'groups/default/dead'));
+    expect(dead.filter((n) => !n.endsWith('.why')).length * 2, 'a reason per dead letter, no orphan').toBe(dead.length);
+    await a.close();
+    await b.close();
+  });
+
+  it('strict FIFO per producer: a push is never overtaken by a later push of the same delay', async () => {
+    const q = await openQueue<string>(await spoolPath(), { durability: 'none' });
+    await Promise.all([q.push('a'), q.push('b', { delayMs: 8 })]);
+    await q.push('c');
+    await sleep(30);
+    expect((await drain(q)).map((m) => m.data)).toEqual(['a', 'c', 'b']);
+    await q.close();
+  });
+
+  it('a message that kills its consumer each time dies alone; the rest of its envelope is delivered', async () => {
+    const spool = await spoolPath();
+    const opts = { durability: 'none' as const, leaseMs: 200, maxAttempts: 3 };
+    const p = await openQueue<string>(spool, opts);
+    await p.pushMany(['poison', 'ok1', 'ok2']);
+    await p.close();
+    const delivered: Array<[string, number]> = [];
+    for (let deaths = 0; deaths < 3; ) {
+      const w = await openQueue<string>(spool, opts);
+      const m = await w.pop({ timeoutMs: 1000 });
+      if (m === null) throw new Error('nothing to pop');
+      delivered.push([m.data, m.attempts]);
+      if (m.data === 'poison') {
+        deaths++; // the worker dies handling it: close() cannot give back an unsettled delivery
+        await w.close();
+        await sleep(300);
+      } else {
+        await m.ack();
+        await w.close();
+      }
+    }
+    const q = await openQueue<string>(spool, opts);
+    expect((await q.deadLetters()).map((d) => [d.code, d.attempts])).toEqual([['lease-expired', 3]]);
+    // ok1 and ok2 were split out of the envelope when its lease first expired, so charged one attempt
+    const all = [...delivered, ...(await drain(q)).map((m): [string, number] => [m.data, m.attempts])];
+    expect(all.filter(([data]) => data !== 'poison').sort()).toEqual([
+      ['ok1', 2],
+      ['ok2', 2],
+    ]);
+    expect(all.filter(([data]) => data === 'poison').map(([, attempts]) => attempts)).toEqual([1, 2, 3]);
     await q.close();
   });
 });
