@@ -183,7 +183,12 @@ export class Publisher {
 
   async #writeAndLink(prepared: Prepared[]): Promise<{ touched: Set<string>; doorbells: string[] }> {
     const sync = this.options.durability === 'fsync';
-    const routes = await readRoutes(this.spool);
+    let routes: Route[];
+    try {
+      routes = await readRoutes(this.spool);
+    } catch (error) {
+      throw publishError('reading the groups and their bindings', error);
+    }
     const routed = this.#envelopes(
       prepared.map((p) => ({ p, groups: this.#route(routes, p.topic) })).filter(({ groups }) => groups.length > 0),
     ).map(({ out, groups }) => ({ p: out, groups }));

@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openQueue } from '../lib/index.js';
+import { openQueue, SpoolqError } from '../lib/index.js';
 import { cleanup, spoolPath } from './helpers.js';
 
 afterEach(cleanup);
@@ -64,6 +66,22 @@ describe('push and pop', () => {
       expect(m?.id).toBe(ids[i]);
       await m?.ack();
     }
+    await q.close();
+  });
+});
+
+describe('push errors', () => {
+  it('a push into a spool whose groups/ was removed rejects with EPUBLISH, not a raw errno error', async () => {
+    const dir = await spoolPath();
+    const q = await openQueue(dir, { durability: 'none' });
+    await rm(join(dir, 'groups'), { recursive: true });
+    const error = await q.push(1).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(SpoolqError);
+    expect(error).toMatchObject({ code: 'EPUBLISH' });
+    expect((error as Error).message).toMatch(/ENOENT while reading the groups/);
     await q.close();
   });
 });
