@@ -24,8 +24,8 @@
  *                          [--prefetch N] (the consumer's; default: the library's)
  */
 import { execFileSync, fork } from 'node:child_process';
-import { constants as C } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { constants as C, closeSync, openSync, readSync, renameSync, unlinkSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,20 +120,23 @@ function floorFiles(buckets, skip, count) {
   return { files: ordered.slice(-count), bucketSize: null };
 }
 
-/** The claim floor of floor.mjs on files of the spool: rename → lease dir, open, read, close, unlink. */
+/**
+ * The claim floor of floor.mjs on files of the spool: rename → lease dir, open, read, close,
+ * unlink, synchronous calls as the consumer makes them.
+ */
 async function claimFloor(files, leased) {
   const buffer = Buffer.alloc(4096);
   const start = nowMs();
   for (const { dir, name } of files) {
     const to = join(leased, `${name}~floor`);
-    await rename(join(dir, name), to);
-    const handle = await open(to, C.O_RDONLY);
+    renameSync(join(dir, name), to);
+    const fd = openSync(to, C.O_RDONLY);
     try {
-      await handle.read(buffer, 0, buffer.length, 0);
+      readSync(fd, buffer, 0, buffer.length, 0);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
-    await unlink(to);
+    unlinkSync(to);
   }
   return nowMs() - start;
 }
