@@ -30,9 +30,9 @@ import { type DeadCode, moveToDead, removeReason, writeReason } from './dead-let
 import { ensureDir, exists, fsyncDir, type Modes, writeNewFile } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
-import { CorruptFileError } from './message-file.js';
+import { CorruptFileError, envelopeParts } from './message-file.js';
 import { formatBucket, formatLeased, formatReady, newToken, parseLeased, parseReady, type ReadyName } from './names.js';
-import { type ReadRecord, readMessageFile, TooLargeFileError } from './read-message.js';
+import { type ReadRecord, readMessageFile, readRecord, TooLargeFileError } from './read-message.js';
 import type { IndexEntry } from './ready-index.js';
 
 export interface Lease {
@@ -72,7 +72,7 @@ export interface LeaseSettings {
 }
 
 /** Where records of an envelope written out go: back to ready/ (attempt+1), or to dead/ with a reason. */
-type WriteOutTarget = { visibleAt: number } | { dead: { code: DeadCode; reason: string } };
+type WriteOutTarget = { visibleAt: number; attempt?: number } | { dead: { code: DeadCode; reason: string } };
 
 const bit = (index: number): bigint => 1n << BigInt(index);
 const allOf = (count: number): bigint => (1n << BigInt(count)) - 1n;
@@ -119,8 +119,7 @@ export class Leases {
       // another consumer reaped it. Either way it is not ours any more.
       if (isErrno(error, 'ENOENT')) return 'taken';
       if (!(error instanceof CorruptFileError)) throw storageError(error, 'read a claimed message'); // it is retried when the lease expires
-      const code: DeadCode = error instanceof TooLargeFileError ? 'too-large' : 'corrupt';
-      await moveToDead(this.#leased(lease.name), this.group.dead, entry.name, { code, reason: error.message }, this.settings.modes);
+      await this.#quarantine(this.#leased(lease.name), ready, entry.name, error, now);
       return 'quarantined';
     }
   }
@@ -220,8 +219,8 @@ export class Leases {
   }
 
   /**
-   * Writes records of an envelope out as message files of their own: into ready/ with attempt+1,
-   * visible at `visibleAt`, or into dead/ with a reason (and the same attempt). Each is complete
+   * Writes records of an envelope out as message files of their own: into ready/ visible at
+   * `visibleAt` with attempt+1 (or `attempt`), or into dead/ with a reason (and the same attempt). Each is complete
    * (fdatasynced with `sync`) before it is linked in, and its directory is fsynced before this
    * resolves, since the envelope drops the records next. A link never replaces a file: a name
    * that exists already (the same record, written by a redo) is left alone. Resolves to the
@@ -245,7 +244,7 @@ export class Leases {
         } else {
           const bucket = join(this.group.ready, formatBucket(envelope.priority, to.visibleAt, this.settings.bucketMs));
           await ensureDir(bucket, this.group.ready, sync, modes);
-          target = join(bucket, formatReady({ ...own, attempt: envelope.attempt + 1, visibleAt: to.visibleAt }));
+          target = join(bucket, formatReady({ ...own, attempt: to.attempt ?? envelope.attempt + 1, visibleAt: to.visibleAt }));
         }
         try {
           linkSync(tmp, target);
@@ -328,8 +327,7 @@ export class Leases {
       ({ records } = await readMessageFile(this.#leased(leasedName), this.settings.maxMessageBytes, ready.count));
     } catch (error) {
       if (!(error instanceof CorruptFileError)) throw error;
-      const code: DeadCode = error instanceof TooLargeFileError ? 'too-large' : 'corrupt';
-      await moveToDead(this.#leased(leasedName), this.group.dead, readyName, { code, reason: error.message }, this.settings.modes);
+      await this.#quarantine(this.#leased(leasedName), ready, readyName, error, now);
       return;
     }
     await this.#writeOut(
@@ -338,6 +336,67 @@ export class Leases {
       to,
     );
     unlinkSync(this.#leased(leasedName));
+  }
+
+  /**
+   * A bad file this consumer holds (claimed, or taken to be split) goes to the dead letters with
+   * the reason. A damaged envelope read whole is taken apart first, so that one bad record does
+   * not bury its neighbours: each good record not settled yet goes back to ready/ as a message
+   * of its own with the same attempt (nothing of it failed), each bad record, and any bytes
+   * after the last record that can be delimited, become dead letters of their own with the
+   * reason; then the envelope is removed. Every byte of it is then in ready/ or dead/.
+   */
+  async #quarantine(leasedPath: string, ready: ReadyName, readyName: string, error: CorruptFileError, now: number): Promise<void> {
+    const code = (e: CorruptFileError): DeadCode => (e instanceof TooLargeFileError ? 'too-large' : 'corrupt');
+    if (error.envelope === undefined) {
+      await moveToDead(leasedPath, this.group.dead, readyName, { code: code(error), reason: error.message }, this.settings.modes);
+      return;
+    }
+    const parts = envelopeParts(error.envelope);
+    if (!parts.records.some((part) => 'record' in part)) {
+      // Nothing to save (an empty file, say): the file itself is the evidence.
+      await moveToDead(leasedPath, this.group.dead, readyName, { code: code(error), reason: error.message }, this.settings.modes);
+      return;
+    }
+    const good: ReadRecord[] = [];
+    const bad: Array<{ bytes: Buffer; name: string; why: { code: DeadCode; reason: string } }> = [];
+    for (const part of parts.records) {
+      if ((ready.settled & bit(part.index)) !== 0n) continue;
+      let failure: CorruptFileError | null = 'error' in part ? part.error : null;
+      if ('record' in part) {
+        try {
+          good.push(readRecord(part.record, part.index, this.settings.maxMessageBytes));
+        } catch (e) {
+          if (!(e instanceof CorruptFileError)) throw e;
+          failure = e;
+        }
+      }
+      if (failure === null) continue;
+      // A record that decodes (over maxMessageBytes, say) keeps a message name, so it can be requeued.
+      const name =
+        'record' in part
+          ? formatReady({ priority: ready.priority, visibleAt: ready.visibleAt, id: part.record.attributes.id, attempt: ready.attempt })
+          : `${readyName}.${part.index}`;
+      const reason = failure.message.startsWith('record ') ? failure.message : `record ${part.index}: ${failure.message}`;
+      bad.push({ bytes: part.bytes, name, why: { code: code(failure), reason: `envelope: ${reason}` } });
+    }
+    const last = parts.records.length - 1;
+    if (parts.rest !== null) {
+      const reason = `envelope: ${parts.rest.length} bytes after record ${last} are not a record (${error.message})`;
+      bad.push({ bytes: parts.rest, name: `${readyName}.rest`, why: { code: 'corrupt', reason } });
+    } else if (parts.records.length < ready.count) {
+      // Cut at a record boundary: what is missing has no bytes left, but is not dropped silently.
+      const reason = `envelope: records ${last + 1} to ${ready.count - 1} are missing (the file ends after record ${last})`;
+      bad.push({ bytes: Buffer.alloc(0), name: `${readyName}.rest`, why: { code: 'corrupt', reason } });
+    }
+    await this.#writeOut(ready, good, { visibleAt: now, attempt: ready.attempt });
+    for (const piece of bad) {
+      const tmp = join(this.settings.tmp, `dead-${newToken()}`);
+      await writeNewFile(tmp, piece.bytes, this.settings.sync, this.settings.modes);
+      await moveToDead(tmp, this.group.dead, piece.name, piece.why, this.settings.modes);
+    }
+    if (this.settings.sync && bad.length > 0) await fsyncDir(this.group.dead);
+    unlinkSync(leasedPath);
   }
 
   /** The leased name of `lease` with another deadline or settled bitmap. */

@@ -49,6 +49,8 @@ export interface DecodedFile {
 /** Why a file is not a valid message: becomes the quarantine reason. */
 export class CorruptFileError extends Error {
   override name = 'CorruptFileError';
+  /** An envelope's bytes, when it was read whole: its good records can still be saved. */
+  envelope?: Buffer;
 }
 
 export function encodeFile(codec: CodecName, attributes: MessageAttributes, payload: Buffer): Buffer {
@@ -112,9 +114,7 @@ export function decodeRecords(file: Buffer, count: number): DecodedRecord[] {
     const length = HEADER_BYTES + rest.readUInt32LE(8) + rest.readUInt32LE(12);
     const bytes = rest.subarray(0, Math.min(length, rest.length));
     try {
-      const record = decodeFile(bytes);
-      if (typeof record.attributes.id !== 'string' || !ID.test(record.attributes.id)) throw new CorruptFileError('no valid message id');
-      records.push({ ...record, bytes });
+      records.push(decodeRecord(bytes));
     } catch (error) {
       if (error instanceof CorruptFileError) throw new CorruptFileError(`envelope: record ${records.length}: ${error.message}`);
       throw error;
@@ -123,6 +123,48 @@ export function decodeRecords(file: Buffer, count: number): DecodedRecord[] {
   }
   if (records.length !== count) throw new CorruptFileError(`envelope: ${records.length} records where its name says ${count}`);
   return records;
+}
+
+/** One record of an envelope, with a valid message id (the name says only the first one's). */
+function decodeRecord(bytes: Buffer): DecodedRecord {
+  const record = decodeFile(bytes);
+  if (typeof record.attributes.id !== 'string' || !ID.test(record.attributes.id)) throw new CorruptFileError('no valid message id');
+  return { ...record, bytes };
+}
+
+/** A damaged envelope, told apart: each record whose bounds can be read, good or bad, then what is left. */
+export interface EnvelopeParts {
+  records: Array<{ index: number; bytes: Buffer } & ({ record: DecodedRecord } | { error: CorruptFileError })>;
+  /** Bytes after the last record that could be delimited (a truncated or garbled tail). */
+  rest: Buffer | null;
+}
+
+/** Splits a damaged envelope into its records, so that the good ones are not lost with the bad. */
+export function envelopeParts(file: Buffer): EnvelopeParts {
+  const parts: EnvelopeParts = { records: [], rest: null };
+  let offset = 0;
+  while (offset < file.length) {
+    const rest = file.subarray(offset);
+    const index = parts.records.length;
+    if (rest.length < HEADER_BYTES || !rest.subarray(0, 4).equals(MAGIC) || index >= 128) {
+      parts.rest = rest;
+      break;
+    }
+    const length = HEADER_BYTES + rest.readUInt32LE(8) + rest.readUInt32LE(12);
+    if (length > rest.length) {
+      parts.rest = rest;
+      break;
+    }
+    const bytes = rest.subarray(0, length);
+    try {
+      parts.records.push({ index, bytes, record: decodeRecord(bytes) });
+    } catch (error) {
+      if (!(error instanceof CorruptFileError)) throw error;
+      parts.records.push({ index, bytes, error });
+    }
+    offset += length;
+  }
+  return parts;
 }
 
 function decodeChecked(file: Buffer, attrsLength: number): DecodedFile {

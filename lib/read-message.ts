@@ -73,20 +73,33 @@ export async function readMessageFile(path: string, maxMessageBytes: number, cou
       if (bytesRead === 0) throw new CorruptFileError(`truncated while reading at byte ${offset}`);
       offset += bytesRead;
     }
-    const records = decodeRecords(buffer, count).map((record, i) => {
-      if (count > 1 && record.payload.length > maxMessageBytes) {
-        throw new TooLargeFileError(`record ${i} has ${record.payload.length} bytes, over maxMessageBytes (${maxMessageBytes})`);
-      }
-      try {
-        return { ...record, data: decodePayload(record.codec, record.payload) };
-      } catch {
-        throw new CorruptFileError(`${count > 1 ? `record ${i}: ` : ''}the payload is not valid JSON although its CRC matches`);
-      }
-    });
-    return { records, dev: info.dev, ino: info.ino, size: info.size };
+    try {
+      const records = decodeRecords(buffer, count).map((record, i) => readRecord(record, count > 1 ? i : null, maxMessageBytes));
+      return { records, dev: info.dev, ino: info.ino, size: info.size };
+    } catch (error) {
+      if (error instanceof CorruptFileError && count > 1) error.envelope = buffer;
+      throw error;
+    }
   } finally {
     closeSync(fd);
   }
 }
 
 const readAsync = promisify(read);
+
+/**
+ * A decoded record as a consumer takes it: its payload decoded by its codec. `index` is its
+ * place in an envelope (null for a message file), for the reason. An envelope's record over
+ * `maxMessageBytes` is refused here (a message file is, by its size, before it is read).
+ */
+export function readRecord(record: DecodedRecord, index: number | null, maxMessageBytes: number): ReadRecord {
+  const where = index === null ? '' : `record ${index}: `;
+  if (index !== null && record.payload.length > maxMessageBytes) {
+    throw new TooLargeFileError(`${where}${record.payload.length} bytes, over maxMessageBytes (${maxMessageBytes})`);
+  }
+  try {
+    return { ...record, data: decodePayload(record.codec, record.payload) };
+  } catch {
+    throw new CorruptFileError(`${where}the payload is not valid JSON although its CRC matches`);
+  }
+}

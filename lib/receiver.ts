@@ -185,6 +185,11 @@ export class Receiver<T> {
       } else {
         this.#lostRaces = 0;
       }
+      // A damaged envelope's good messages went back to ready/ on their own: look again now.
+      if (claimed === 'quarantined') {
+        this.#stale = true;
+        this.#lastRefill = 0;
+      }
       if (typeof claimed === 'object') {
         if (this.#closed) {
           // close() ran during the claim (its #release is done): give it back unused.

@@ -202,21 +202,76 @@ describe('delivery', () => {
     await q.close();
   });
 
-  it('a corrupt envelope is quarantined whole with the reason; other files are still delivered', async () => {
+  it('a bit flipped in one record: the others are delivered, that one is a dead letter with the reason', async () => {
     const spool = await spoolPath();
     const q = await openQueue<string>(spool, { durability: 'none' });
-    await q.pushMany(['a', 'b', 'c']);
+    const ids = await q.pushMany(['a', 'b', 'c']);
     await q.pushMany(['d', 'e'], { priority: 9 });
     const [first] = await readyFiles(spool);
     const path = join(spool, 'groups/default/ready', first?.file as string);
     const bytes = await readFile(path);
     bytes.writeUInt8((bytes.readUInt8(bytes.length - 2) ^ 0x40) & 0xff, bytes.length - 2); // a bit of the last record's payload
     await writeFile(path, bytes);
-    expect((await drain(q)).map((m) => m.data)).toEqual(['d', 'e']);
+    // a and b are back in ready/ as messages of their own, and still before the priority 9 ones
+    expect((await drain(q)).map((m) => [m.data, m.attempts])).toEqual([
+      ['a', 1],
+      ['b', 1],
+      ['d', 1],
+      ['e', 1],
+    ]);
+    const dead = await q.deadLetters();
+    expect(dead.map((d) => [d.code, d.id])).toEqual([['corrupt', `${basename(first?.file as string)}.2`]]);
+    expect(dead[0]?.reason).toMatch(/^envelope: record 2: CRC mismatch/);
+    expect(ids).toHaveLength(3);
+    expect(await leftovers(spool)).toEqual([`dead/${dead[0]?.file}`, `dead/${dead[0]?.file}.why`]);
+    await q.close();
+  });
+
+  it('a truncated envelope: the records before the cut are delivered, the rest is one dead letter', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<string>(spool, { durability: 'none' });
+    await q.pushMany(['a', 'b', 'c']);
+    const [first] = await readyFiles(spool);
+    const path = join(spool, 'groups/default/ready', first?.file as string);
+    const bytes = await readFile(path);
+    await writeFile(path, bytes.subarray(0, bytes.length - 5)); // into the last record
+    expect((await drain(q)).map((m) => m.data)).toEqual(['a', 'b']);
     const dead = await q.deadLetters();
     expect(dead.map((d) => d.code)).toEqual(['corrupt']);
-    expect(dead[0]?.reason).toMatch(/^envelope: record 2: CRC mismatch/);
+    expect(dead[0]?.reason).toMatch(/^envelope: \d+ bytes after record 1 are not a record/);
     await q.close();
+  });
+
+  it('an envelope cut just after a record: the records before are delivered, the missing ones are recorded', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<string>(spool, { durability: 'none' });
+    await q.pushMany(['a', 'b', 'c']);
+    const [first] = await readyFiles(spool);
+    const path = join(spool, 'groups/default/ready', first?.file as string);
+    const bytes = await readFile(path);
+    const firstLength = 20 + bytes.readUInt32LE(8) + bytes.readUInt32LE(12);
+    await writeFile(path, bytes.subarray(0, firstLength)); // record 0 whole, 1 and 2 gone
+    expect((await drain(q)).map((m) => m.data)).toEqual(['a']);
+    const dead = await q.deadLetters();
+    expect(dead.map((d) => [d.code, d.reason])).toEqual([
+      ['corrupt', 'envelope: records 1 to 2 are missing (the file ends after record 0)'],
+    ]);
+    await q.close();
+  });
+
+  it("a record over the consumer's maxMessageBytes is a dead letter of its own; its neighbours are delivered", async () => {
+    const spool = await spoolPath();
+    const producer = await openQueue<string>(spool, { durability: 'none', maxMessageBytes: 2_000_000 });
+    const ids = await producer.pushMany(['a', 'x'.repeat(600_000), 'b']);
+    const consumer = await openQueue<string>(spool, { durability: 'none', maxMessageBytes: 500_000 });
+    expect((await drain(consumer)).map((m) => m.data)).toEqual(['a', 'b']);
+    const dead = await consumer.deadLetters();
+    expect(dead.map((d) => [d.code, d.id, d.attempts])).toEqual([['too-large', ids[1], 1]]);
+    // a whole message file of its own, under its own name
+    const file = await readFile(join(spool, 'groups/default/dead', dead[0]?.file as string));
+    expect(checkSpoolFile(dead[0]?.file as string, file).map((m) => [m.id, m.payload.length])).toEqual([[ids[1], 600_002]]); // JSON: quoted
+    await producer.close();
+    await consumer.close();
   });
 });
 

@@ -97,3 +97,32 @@ function checkRecord(id: string, file: Buffer): MessageFile {
   if (attributes.id !== id) throw new Error(`attributes id ${String(attributes.id)} differs from the name's id ${id}`);
   return { id, codec, attributes, payload: file.subarray(20 + attrsLength) };
 }
+
+/**
+ * The messages a consumer can still deliver from a damaged envelope: walking from the start,
+ * every record whose header is there and whose length fits in the file, and that is valid on
+ * its own. The walk stops at the first header that is missing or garbled, or whose length runs
+ * past the end of the file. Empty for a message file, or an envelope with no readable record.
+ */
+export function salvageSpoolFile(readyName: string, file: Buffer): MessageFile[] {
+  const name = READY_NAME.exec(readyName);
+  if (!name || name[2] === undefined) return [];
+  const settled = BigInt(`0x${name[3]}`);
+  const saved: MessageFile[] = [];
+  let offset = 0;
+  for (let i = 0; offset < file.length && i < 128; i++) {
+    if (file.length - offset < 20 || file.toString('latin1', offset, offset + 4) !== 'SPQM') break;
+    const length = 20 + file.readUInt32LE(offset + 8) + file.readUInt32LE(offset + 12);
+    if (offset + length > file.length) break;
+    const bytes = file.subarray(offset, offset + length);
+    offset += length;
+    if (((settled >> BigInt(i)) & 1n) === 1n) continue;
+    try {
+      const id = String(JSON.parse(bytes.toString('utf8', 20, 20 + bytes.readUInt32LE(8))).id);
+      saved.push(checkRecord(id, bytes));
+    } catch {
+      // a bad record: it becomes a dead letter
+    }
+  }
+  return saved;
+}
