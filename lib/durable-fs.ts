@@ -13,6 +13,9 @@ import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { isErrno } from './errors.js';
 
+/** link() failures that mean "this file system has no hard links (here)": copy or rename instead. */
+export const NO_LINK_CODES = ['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EXDEV'];
+
 /** Reads and writes up to this size are made on the JS thread; larger ones go through the pool. */
 export const SYNC_IO_MAX_BYTES = 256 * 1024;
 const fdatasyncAsync = promisify(fdatasync);

@@ -25,9 +25,9 @@
  */
 import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { type DeadCode, moveToDead, removeReason, writeReason } from './dead-letters.js';
-import { ensureDir, exists, fsyncDir, type Modes, writeNewFile } from './durable-fs.js';
+import { ensureDir, exists, fsyncDir, type Modes, NO_LINK_CODES, writeNewFile } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
 import { CorruptFileError, envelopeParts } from './message-file.js';
@@ -119,7 +119,7 @@ export class Leases {
       // another consumer reaped it. Either way it is not ours any more.
       if (isErrno(error, 'ENOENT')) return 'taken';
       if (!(error instanceof CorruptFileError)) throw storageError(error, 'read a claimed message'); // it is retried when the lease expires
-      await this.#quarantine(this.#leased(lease.name), ready, entry.name, error, now);
+      await this.#quarantine(this.#leased(lease.name), ready, entry.name, error, { visibleAt: now, attempt: ready.attempt });
       return 'quarantined';
     }
   }
@@ -238,22 +238,23 @@ export class Leases {
         await writeNewFile(tmp, record.bytes, sync, modes);
         tmps.push(tmp);
         const own = { priority: envelope.priority, id, count: 1, settled: 0n };
-        let target: string;
+        let dir: string;
+        let nameAt: (visibleAt: number) => string;
+        let visibleAt: number;
         if ('dead' in to) {
-          target = join(this.group.dead, formatReady({ ...own, attempt: envelope.attempt, visibleAt: envelope.visibleAt }));
+          dir = this.group.dead;
+          visibleAt = envelope.visibleAt;
+          nameAt = (t) => formatReady({ ...own, attempt: envelope.attempt, visibleAt: t });
         } else {
-          const bucket = join(this.group.ready, formatBucket(envelope.priority, to.visibleAt, this.settings.bucketMs));
-          await ensureDir(bucket, this.group.ready, sync, modes);
-          target = join(bucket, formatReady({ ...own, attempt: to.attempt ?? envelope.attempt + 1, visibleAt: to.visibleAt }));
+          dir = join(this.group.ready, formatBucket(envelope.priority, to.visibleAt, this.settings.bucketMs));
+          await ensureDir(dir, this.group.ready, sync, modes);
+          visibleAt = to.visibleAt;
+          nameAt = (t) => formatReady({ ...own, attempt: to.attempt ?? envelope.attempt + 1, visibleAt: t });
         }
-        try {
-          linkSync(tmp, target);
-          created.push(target);
-          if ('dead' in to) await writeReason(target, to.dead, modes);
-        } catch (error) {
-          if (!isErrno(error, 'EEXIST')) throw error;
-        }
-        dirs.add(dirname(target));
+        const target = placeNew(tmp, dir, nameAt, visibleAt);
+        created.push(target);
+        if ('dead' in to) await writeReason(target, to.dead, modes);
+        dirs.add(dir);
       }
       if (sync) for (const dir of dirs) await fsyncDir(dir);
       return created;
@@ -315,27 +316,48 @@ export class Leases {
    * each is charged for its own failures: a message that kills its consumer (or a handler slower
    * than leaseMs) no longer costs an attempt to the rest of its envelope each time. The envelope
    * is claimed first (a rename, which one reaper wins); if this process dies part-way, the
-   * claim expires and the split is done again (a dead letter lands on the same name; a record
-   * back in ready/ may then be there twice, which at-least-once allows).
+   * claim expires and another reaper goes on where it stopped.
    */
   async #split(from: string, ready: ReadyName, to: WriteOutTarget, now: number): Promise<void> {
     const readyName = formatReady(ready);
-    const leasedName = formatLeased({ deadline: now + this.settings.leaseMs, ready: readyName, token: newToken() });
-    renameSync(from, this.#leased(leasedName)); // ENOENT: another reaper or the owner got it first
+    const token = newToken();
+    const deadline = now + this.settings.leaseMs;
+    const lease: Lease = {
+      name: formatLeased({ deadline, ready: readyName, token }),
+      ready,
+      readyName,
+      token,
+      deadline,
+      settled: ready.settled,
+    };
+    renameSync(from, this.#leased(lease.name)); // ENOENT: another reaper or the owner got it first
     let records: ReadRecord[];
     try {
-      ({ records } = await readMessageFile(this.#leased(leasedName), this.settings.maxMessageBytes, ready.count));
+      ({ records } = await readMessageFile(this.#leased(lease.name), this.settings.maxMessageBytes, ready.count));
     } catch (error) {
       if (!(error instanceof CorruptFileError)) throw error;
-      await this.#quarantine(this.#leased(leasedName), ready, readyName, error, now);
+      await this.#quarantine(this.#leased(lease.name), ready, readyName, error, to);
       return;
     }
-    await this.#writeOut(
-      ready,
-      records.filter((_, index) => (ready.settled & bit(index)) === 0n),
-      to,
-    );
-    unlinkSync(this.#leased(leasedName));
+    // Record by record, each settled in the envelope's name once its copy is in place (and
+    // durable), as a nack does: if this process dies part-way, the reaper that takes over
+    // writes out only the rest, so at most one message is there twice.
+    for (const [index, record] of records.entries()) {
+      if ((lease.settled & bit(index)) !== 0n) continue;
+      try {
+        await this.#writeOut(ready, [record], to);
+      } catch {
+        // No room for the copy (ENOSPC), say: return the rest of the envelope whole instead, as
+        // one rename does it; a reap must not fail for want of space, or a full disk could not
+        // be drained.
+        const rest = formatReady({ ...ready, settled: lease.settled });
+        if ('dead' in to) await moveToDead(this.#leased(lease.name), this.group.dead, rest, to.dead, this.settings.modes);
+        else await this.#requeue(this.#leased(lease.name), { ...ready, settled: lease.settled }, to.visibleAt);
+        return;
+      }
+      this.#settle(lease, index); // the last one removes the envelope; ENOENT: another reaper took over
+    }
+    if (lease.settled !== allOf(ready.count)) unlinkIfPresentSync(this.#leased(lease.name)); // nothing was left to write out
   }
 
   /**
@@ -346,7 +368,7 @@ export class Leases {
    * after the last record that can be delimited, become dead letters of their own with the
    * reason; then the envelope is removed. Every byte of it is then in ready/ or dead/.
    */
-  async #quarantine(leasedPath: string, ready: ReadyName, readyName: string, error: CorruptFileError, now: number): Promise<void> {
+  async #quarantine(leasedPath: string, ready: ReadyName, readyName: string, error: CorruptFileError, good: WriteOutTarget): Promise<void> {
     const code = (e: CorruptFileError): DeadCode => (e instanceof TooLargeFileError ? 'too-large' : 'corrupt');
     if (error.envelope === undefined) {
       await moveToDead(leasedPath, this.group.dead, readyName, { code: code(error), reason: error.message }, this.settings.modes);
@@ -358,21 +380,21 @@ export class Leases {
       await moveToDead(leasedPath, this.group.dead, readyName, { code: code(error), reason: error.message }, this.settings.modes);
       return;
     }
-    const good: ReadRecord[] = [];
+    const saved: ReadRecord[] = [];
     const bad: Array<{ bytes: Buffer; name: string; why: { code: DeadCode; reason: string } }> = [];
     for (const part of parts.records) {
       if ((ready.settled & bit(part.index)) !== 0n) continue;
       let failure: CorruptFileError | null = 'error' in part ? part.error : null;
       if ('record' in part) {
         try {
-          good.push(readRecord(part.record, part.index, this.settings.maxMessageBytes));
+          saved.push(readRecord(part.record, part.index, this.settings.maxMessageBytes));
         } catch (e) {
           if (!(e instanceof CorruptFileError)) throw e;
           failure = e;
         }
       }
       if (failure === null) continue;
-      // A record that decodes (over maxMessageBytes, say) keeps a message name, so it can be requeued.
+      // A record that decodes (over maxMessageBytes, say) keeps a message name: deadLetters() shows its id.
       const name =
         'record' in part
           ? formatReady({ priority: ready.priority, visibleAt: ready.visibleAt, id: part.record.attributes.id, attempt: ready.attempt })
@@ -389,14 +411,14 @@ export class Leases {
       const reason = `envelope: records ${last + 1} to ${ready.count - 1} are missing (the file ends after record ${last})`;
       bad.push({ bytes: Buffer.alloc(0), name: `${readyName}.rest`, why: { code: 'corrupt', reason } });
     }
-    await this.#writeOut(ready, good, { visibleAt: now, attempt: ready.attempt });
+    await this.#writeOut(ready, saved, good);
     for (const piece of bad) {
       const tmp = join(this.settings.tmp, `dead-${newToken()}`);
       await writeNewFile(tmp, piece.bytes, this.settings.sync, this.settings.modes);
       await moveToDead(tmp, this.group.dead, piece.name, piece.why, this.settings.modes);
     }
     if (this.settings.sync && bad.length > 0) await fsyncDir(this.group.dead);
-    unlinkSync(leasedPath);
+    unlinkIfPresentSync(leasedPath); // gone: another reaper took it apart too (duplicates, not losses)
   }
 
   /** The leased name of `lease` with another deadline or settled bitmap. */
@@ -429,5 +451,44 @@ export class Leases {
     return new LeaseLostError(
       `Cannot ${action}: the lease was lost (it expired and the message was returned to the queue, or it was settled elsewhere). Nothing was changed; the message will be or was delivered again. Use a longer leaseMs or extend() long work`,
     );
+  }
+}
+
+/**
+ * Puts the complete file `tmp` into `dir` under a name no other file has: `nameAt(visibleAt)`, or
+ * with the time moved on by 1 ms while that name is taken. Never replaces a file: the same record
+ * written out twice (by a nack and a reaper at once, or by a redo after a crash) is then in the
+ * queue twice, which at-least-once allows, and each writer can take back exactly what it made.
+ * By link; where the file system has none, by rename after looking (a race with another writer
+ * of the same record in that instant can then replace its copy).
+ */
+function placeNew(tmp: string, dir: string, nameAt: (visibleAt: number) => string, visibleAt: number): string {
+  for (let t = visibleAt; t < visibleAt + 1_000; t++) {
+    const target = join(dir, nameAt(t));
+    try {
+      linkSync(tmp, target);
+      return target;
+    } catch (error) {
+      if (isErrno(error, 'EEXIST')) continue;
+      if (!isErrno(error, ...NO_LINK_CODES)) throw error;
+    }
+    try {
+      lstatSync(target);
+      continue; // taken
+    } catch (error) {
+      if (!isErrno(error, 'ENOENT')) throw error;
+    }
+    renameSync(tmp, target);
+    return target;
+  }
+  throw Object.assign(new Error(`no free name in ${dir} for ${nameAt(visibleAt)} within 1,000 ms of it`), { code: 'EEXIST' });
+}
+
+/** unlink that treats "already gone" as done (synchronous, see durable-fs.ts). */
+function unlinkIfPresentSync(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if (!isErrno(error, 'ENOENT')) throw error;
   }
 }

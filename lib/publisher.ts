@@ -22,7 +22,7 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodePayload } from './codec.js';
 import { forEachLimit } from './concurrency.js';
-import { ensureDir, writeNewFile } from './durable-fs.js';
+import { ensureDir, NO_LINK_CODES, writeNewFile } from './durable-fs.js';
 import { ioHint, isErrno, MessageTooLargeError, PublishError, SpoolqError } from './errors.js';
 import type { GroupCommit } from './group-commit.js';
 import type { GroupPaths, Spool } from './layout.js';
@@ -75,9 +75,6 @@ interface Request {
 
 /** How many files one publish writes or links at once: bounds open descriptors. */
 const IO_CONCURRENCY = 32;
-
-/** link() failures that mean "this file system has no hard links (here)": copy instead. */
-const NO_LINK_CODES = ['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EXDEV'];
 
 type Placed = 'placed' | 'new-bucket' | 'gone';
 

@@ -295,6 +295,28 @@ describe('found in review', () => {
     await b.close();
   });
 
+  it("a nack on the last attempt racing another consumer's reap of the same envelope loses nothing (20 rounds)", async () => {
+    // Both write the record out to dead/ under the same name; before the fix the nack, finding
+    // its lease lost, took back the file the reaper had linked (35 of 40 rounds lost a record).
+    for (let round = 0; round < 20; round++) {
+      const spool = await spoolPath();
+      const opts = { durability: 'fsync' as const, leaseMs: 100, maxAttempts: 1 };
+      const a = await openQueue<string>(spool, opts);
+      const b = await openQueue<string>(spool, opts);
+      const ids = await a.pushMany(['x', 'y', 'z']);
+      const m = await a.pop({ timeoutMs: 0 });
+      await sleep(120); // expired, not reaped yet
+      await Promise.all([m?.nack().catch(() => {}), b.pop({ timeoutMs: 0 })]);
+      const dead = new Set((await a.deadLetters()).map((d) => d.id));
+      expect(
+        ids.filter((id) => !dead.has(id)),
+        `round ${round}: every message is a dead letter`,
+      ).toEqual([]);
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('strict FIFO per producer: a push is never overtaken by a later push of the same delay', async () => {
     const q = await openQueue<string>(await spoolPath(), { durability: 'none' });
     await Promise.all([q.push('a'), q.push('b', { delayMs: 8 })]);

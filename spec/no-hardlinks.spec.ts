@@ -244,4 +244,28 @@ describe.skipIf(skipped !== null)('a spool on a file system without hard links (
     await all.close();
     await pub.close();
   });
+
+  // Found in review: writing a message out of an envelope used link() only.
+  it('a nack of a message of an envelope works without hard links: it comes back alone, the others are delivered', async () => {
+    const spool = join(mnt, 'nack');
+    const q = await openQueue(spool, { durability: 'none' });
+    await q.pushMany(['a', 'b', 'c']);
+    const m = await q.pop({ timeoutMs: 0 });
+    await expect(m?.nack({ delayMs: 0 })).resolves.toBeUndefined();
+    expect((await drain(q)).map((x) => String(x.data)).sort()).toEqual(['a', 'b', 'c']);
+    await q.close();
+  });
+
+  it('an expired envelope is split without hard links, at open: every message comes back', async () => {
+    const spool = join(mnt, 'reap');
+    const opts = { durability: 'none' as const, leaseMs: 100 };
+    const a = await openQueue(spool, opts);
+    await a.pushMany(['a', 'b', 'c']);
+    await a.pop({ timeoutMs: 0 }); // its consumer "dies"
+    await new Promise((r) => setTimeout(r, 150));
+    const b = await openQueue(spool, opts); // recovery reaps at open
+    expect((await drain(b)).map((x) => String(x.data))).toEqual(['a', 'b', 'c']);
+    await a.close();
+    await b.close();
+  });
 });
