@@ -32,6 +32,16 @@ async function leftovers(spool: string, group = 'default'): Promise<string[]> {
   return (await listFiles(join(spool, 'groups', group))).filter((f) => /^(ready|leased|dead)\//.test(f));
 }
 
+/** A queue holding one envelope of 'a', 'b' and 'c', with that envelope's name, path and bytes. */
+async function oneEnvelope(spool: string) {
+  const q = await openQueue<string>(spool, { durability: 'none' });
+  const ids = await q.pushMany(['a', 'b', 'c']);
+  const [first] = await readyFiles(spool);
+  const file = first?.file as string;
+  const path = join(spool, 'groups/default/ready', file);
+  return { q, ids, name: basename(file), path, bytes: await readFile(path) };
+}
+
 async function drain<T>(q: {
   pop: (o: { timeoutMs: number }) => Promise<{ data: T; id: string; attempts: number; ack: () => Promise<void> } | null>;
 }) {
@@ -204,12 +214,8 @@ describe('delivery', () => {
 
   it('a bit flipped in one record: the others are delivered, that one is a dead letter with the reason', async () => {
     const spool = await spoolPath();
-    const q = await openQueue<string>(spool, { durability: 'none' });
-    const ids = await q.pushMany(['a', 'b', 'c']);
+    const { q, ids, name, path, bytes } = await oneEnvelope(spool);
     await q.pushMany(['d', 'e'], { priority: 9 });
-    const [first] = await readyFiles(spool);
-    const path = join(spool, 'groups/default/ready', first?.file as string);
-    const bytes = await readFile(path);
     bytes.writeUInt8((bytes.readUInt8(bytes.length - 2) ^ 0x40) & 0xff, bytes.length - 2); // a bit of the last record's payload
     await writeFile(path, bytes);
     // a and b are back in ready/ as messages of their own, and still before the priority 9 ones
@@ -220,7 +226,7 @@ describe('delivery', () => {
       ['e', 1],
     ]);
     const dead = await q.deadLetters();
-    expect(dead.map((d) => [d.code, d.id])).toEqual([['corrupt', `${basename(first?.file as string)}.2`]]);
+    expect(dead.map((d) => [d.code, d.id])).toEqual([['corrupt', `${name}.2`]]);
     expect(dead[0]?.reason).toMatch(/^envelope: record 2: CRC mismatch/);
     expect(ids).toHaveLength(3);
     expect(await leftovers(spool)).toEqual([`dead/${dead[0]?.file}`, `dead/${dead[0]?.file}.why`]);
@@ -228,12 +234,7 @@ describe('delivery', () => {
   });
 
   it('a truncated envelope: the records before the cut are delivered, the rest is one dead letter', async () => {
-    const spool = await spoolPath();
-    const q = await openQueue<string>(spool, { durability: 'none' });
-    await q.pushMany(['a', 'b', 'c']);
-    const [first] = await readyFiles(spool);
-    const path = join(spool, 'groups/default/ready', first?.file as string);
-    const bytes = await readFile(path);
+    const { q, path, bytes } = await oneEnvelope(await spoolPath());
     await writeFile(path, bytes.subarray(0, bytes.length - 5)); // into the last record
     expect((await drain(q)).map((m) => m.data)).toEqual(['a', 'b']);
     const dead = await q.deadLetters();
@@ -243,12 +244,7 @@ describe('delivery', () => {
   });
 
   it('an envelope cut just after a record: the records before are delivered, the missing ones are recorded', async () => {
-    const spool = await spoolPath();
-    const q = await openQueue<string>(spool, { durability: 'none' });
-    await q.pushMany(['a', 'b', 'c']);
-    const [first] = await readyFiles(spool);
-    const path = join(spool, 'groups/default/ready', first?.file as string);
-    const bytes = await readFile(path);
+    const { q, path, bytes } = await oneEnvelope(await spoolPath());
     const firstLength = 20 + bytes.readUInt32LE(8) + bytes.readUInt32LE(12);
     await writeFile(path, bytes.subarray(0, firstLength)); // record 0 whole, 1 and 2 gone
     expect((await drain(q)).map((m) => m.data)).toEqual(['a']);
