@@ -120,7 +120,7 @@ export class Receiver<T> {
   /**
    * Gives back an envelope whose records were not all delivered, when none of it is in a
    * handler's hands: it returns to ready/ as it was, with no attempt used up. Otherwise its lease
-   * runs out and it comes back with attempt+1 (the settled records stay settled).
+   * runs out, and a reaper splits it: each record not settled comes back alone with attempt+1.
    */
   async #release(): Promise<void> {
     const held = this.#held;
