@@ -21,6 +21,7 @@
  * and nothing after them.
  */
 import { crc32 } from 'node:zlib';
+import { MAX_ENVELOPE_RECORDS } from './names.js';
 import type { CodecName } from './options.js';
 
 const MAGIC = Buffer.from('SPQM', 'latin1');
@@ -146,7 +147,7 @@ export function envelopeParts(file: Buffer): EnvelopeParts {
   while (offset < file.length) {
     const rest = file.subarray(offset);
     const index = parts.records.length;
-    if (rest.length < HEADER_BYTES || !rest.subarray(0, 4).equals(MAGIC) || index >= 128) {
+    if (rest.length < HEADER_BYTES || !rest.subarray(0, 4).equals(MAGIC) || index >= MAX_ENVELOPE_RECORDS) {
       parts.rest = rest;
       break;
     }
