@@ -53,7 +53,13 @@ describe.each([
     expect(hook.listedBy.has('opendir')).toBe(stream);
   });
 
-  it('a scan never returns a later message of a producer without the earlier one across buckets', async () => {
+  /**
+   * Runs a scan of a ready/ with an older and a newer bucket of one priority while the fs hook
+   * plays the producer: just before the newer bucket is listed, message 1 is linked into the
+   * older one and message 2 into the newer one. With `olderExists: false` the older bucket is
+   * made then too, after the scan read the bucket list.
+   */
+  async function raceAtBoundary(producer: string, olderExists: boolean) {
     const { scanReady } = await import('../lib/ready-index.js');
     const bucketMs = 10_000;
     const now = Date.now();
@@ -61,47 +67,32 @@ describe.each([
     const ready = await tempDir();
     const olderDir = join(ready, formatBucket(4, older, bucketMs));
     const newerDir = join(ready, formatBucket(4, now, bucketMs));
-    await fsp.mkdir(olderDir);
+    if (olderExists) await fsp.mkdir(olderDir);
     await fsp.mkdir(newerDir);
-    const producer = 'ab'.repeat(6);
     const m1 = formatReady({ priority: 4, visibleAt: older + bucketMs - 1, id: `${producer}000000000001`, attempt: 1 });
     const m2 = formatReady({ priority: 4, visibleAt: now, id: `${producer}000000000002`, attempt: 1 });
     let linked = false;
     hook.beforeListing = async (dir) => {
       if (dir === newerDir && !linked) {
         linked = true;
+        if (!olderExists) await fsp.mkdir(olderDir);
         await fsp.writeFile(join(olderDir, m1), 'm1');
         await fsp.writeFile(join(newerDir, m2), 'm2');
       }
     };
     const scan = await scanReady(ready, bucketMs, 100, now);
+    return { linked, names: scan.entries.map((e) => e.name), m1, m2 };
+  }
+
+  it('a scan never returns a later message of a producer without the earlier one across buckets', async () => {
+    const { linked, names, m1, m2 } = await raceAtBoundary('ab'.repeat(6), true);
     expect(linked).toBe(true);
-    expect(scan.entries.map((e) => e.name)).toEqual([m1, m2]);
+    expect(names).toEqual([m1, m2]);
   });
 
   it('also when the older bucket is created after the scan read the bucket list', async () => {
-    const { scanReady } = await import('../lib/ready-index.js');
-    const bucketMs = 10_000;
-    const now = Date.now();
-    const older = now - bucketMs;
-    const ready = await tempDir();
-    const olderDir = join(ready, formatBucket(4, older, bucketMs));
-    const newerDir = join(ready, formatBucket(4, now, bucketMs));
-    await fsp.mkdir(newerDir); // only the newer bucket exists when the scan starts
-    const producer = 'cd'.repeat(6);
-    const m1 = formatReady({ priority: 4, visibleAt: older + bucketMs - 1, id: `${producer}000000000001`, attempt: 1 });
-    const m2 = formatReady({ priority: 4, visibleAt: now, id: `${producer}000000000002`, attempt: 1 });
-    let linked = false;
-    hook.beforeListing = async (dir) => {
-      if (dir === newerDir && !linked) {
-        linked = true;
-        await fsp.mkdir(olderDir);
-        await fsp.writeFile(join(olderDir, m1), 'm1');
-        await fsp.writeFile(join(newerDir, m2), 'm2');
-      }
-    };
-    const scan = await scanReady(ready, bucketMs, 100, now);
+    const { linked, names, m1, m2 } = await raceAtBoundary('cd'.repeat(6), false);
     expect(linked).toBe(true);
-    expect(scan.entries.map((e) => e.name)).toEqual([m1, m2]);
+    expect(names).toEqual([m1, m2]);
   });
 });
