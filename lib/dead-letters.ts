@@ -122,7 +122,9 @@ async function renameByRawName(from: string, target: string): Promise<boolean> {
 
 /** Removes a dead letter's reason file (after the letter itself moved or was removed). */
 export async function removeReason(deadPath: string): Promise<void> {
-  await unlinkIfPresent(`${deadPath}${WHY}`).catch(() => {});
+  try {
+    unlinkIfPresent(`${deadPath}${WHY}`);
+  } catch {}
 }
 
 async function readReason(deadPath: string): Promise<DeadReason | null> {

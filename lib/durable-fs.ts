@@ -8,7 +8,7 @@
  * synchronous calls: from the page cache each takes µs, while a round trip through the pool
  * costs 50–100 µs of CPU on these machines (bench/README.md, results of 2026-11-27).
  */
-import { constants as C, closeSync, fchmodSync, fdatasync, fsync, openSync, write, writeSync } from 'node:fs';
+import { constants as C, closeSync, fchmodSync, fdatasync, fsync, openSync, unlinkSync, write, writeSync } from 'node:fs';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { isErrno } from './errors.js';
@@ -117,10 +117,10 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** unlink that treats "already gone" as success; returns whether this call removed it. */
-export async function unlinkIfPresent(path: string): Promise<boolean> {
+/** unlink that treats "already gone" as success (a metadata call: synchronous); returns whether this call removed it. */
+export function unlinkIfPresent(path: string): boolean {
   try {
-    await unlink(path);
+    unlinkSync(path);
     return true;
   } catch (error) {
     if (isErrno(error, 'ENOENT')) return false;

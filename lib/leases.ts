@@ -27,11 +27,21 @@ import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type DeadCode, moveToDead, removeReason, writeReason } from './dead-letters.js';
-import { ensureDir, exists, fsyncDir, type Modes, NO_LINK_CODES, writeNewFile } from './durable-fs.js';
+import { ensureDir, exists, fsyncDir, type Modes, NO_LINK_CODES, unlinkIfPresent, writeNewFile } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
 import { CorruptFileError, envelopeParts } from './message-file.js';
-import { formatBucket, formatLeased, formatReady, newToken, parseLeased, parseReady, type ReadyName } from './names.js';
+import {
+  allRecords,
+  formatBucket,
+  formatLeased,
+  formatReady,
+  newToken,
+  parseLeased,
+  parseReady,
+  type ReadyName,
+  recordBit,
+} from './names.js';
 import { type ReadRecord, readMessageFile, readRecord, TooLargeFileError } from './read-message.js';
 import type { IndexEntry } from './ready-index.js';
 
@@ -74,9 +84,6 @@ export interface LeaseSettings {
 /** Where records of an envelope written out go: back to ready/ (attempt+1), or to dead/ with a reason. */
 type WriteOutTarget = { visibleAt: number; attempt?: number } | { dead: { code: DeadCode; reason: string } };
 
-const bit = (index: number): bigint => 1n << BigInt(index);
-const allOf = (count: number): bigint => (1n << BigInt(count)) - 1n;
-
 export class Leases {
   constructor(
     readonly group: GroupPaths,
@@ -108,7 +115,7 @@ export class Leases {
     }
     try {
       const { records } = await readMessageFile(this.#leased(lease.name), this.settings.maxMessageBytes, ready.count);
-      const left = records.map((record, index) => ({ index, record })).filter(({ index }) => (lease.settled & bit(index)) === 0n);
+      const left = records.map((record, index) => ({ index, record })).filter(({ index }) => (lease.settled & recordBit(index)) === 0n);
       if (left.length === 0) {
         unlinkSync(this.#leased(lease.name)); // every record was settled: nothing left to deliver
         return 'taken';
@@ -153,8 +160,8 @@ export class Leases {
 
   /** Marks record `index` settled in the lease's name, or unlinks the file when it was the last. */
   #settle(lease: Lease, index: number): void {
-    const settled = lease.settled | bit(index);
-    if (settled === allOf(lease.ready.count)) {
+    const settled = lease.settled | recordBit(index);
+    if (settled === allRecords(lease.ready.count)) {
       unlinkSync(this.#leased(lease.name));
     } else {
       const name = this.#leasedName(lease, lease.deadline, settled);
@@ -343,7 +350,7 @@ export class Leases {
     // durable), as a nack does: if this process dies part-way, the reaper that takes over
     // writes out only the rest, so at most one message is there twice.
     for (const [index, record] of records.entries()) {
-      if ((lease.settled & bit(index)) !== 0n) continue;
+      if ((lease.settled & recordBit(index)) !== 0n) continue;
       try {
         await this.#writeOut(ready, [record], to);
       } catch {
@@ -357,7 +364,7 @@ export class Leases {
       }
       this.#settle(lease, index); // the last one removes the envelope; ENOENT: another reaper took over
     }
-    if (lease.settled !== allOf(ready.count)) unlinkIfPresentSync(this.#leased(lease.name)); // nothing was left to write out
+    if (lease.settled !== allRecords(ready.count)) unlinkIfPresent(this.#leased(lease.name)); // nothing was left to write out
   }
 
   /**
@@ -383,7 +390,7 @@ export class Leases {
     const saved: ReadRecord[] = [];
     const bad: Array<{ bytes: Buffer; name: string; why: { code: DeadCode; reason: string } }> = [];
     for (const part of parts.records) {
-      if ((ready.settled & bit(part.index)) !== 0n) continue;
+      if ((ready.settled & recordBit(part.index)) !== 0n) continue;
       let failure: CorruptFileError | null = 'error' in part ? part.error : null;
       if ('record' in part) {
         try {
@@ -418,7 +425,7 @@ export class Leases {
       await moveToDead(tmp, this.group.dead, piece.name, piece.why, this.settings.modes);
     }
     if (this.settings.sync && bad.length > 0) await fsyncDir(this.group.dead);
-    unlinkIfPresentSync(leasedPath); // gone: another reaper took it apart too (duplicates, not losses)
+    unlinkIfPresent(leasedPath); // gone: another reaper took it apart too (duplicates, not losses)
   }
 
   /** The leased name of `lease` with another deadline or settled bitmap. */
@@ -482,13 +489,4 @@ function placeNew(tmp: string, dir: string, nameAt: (visibleAt: number) => strin
     return target;
   }
   throw Object.assign(new Error(`no free name in ${dir} for ${nameAt(visibleAt)} within 1,000 ms of it`), { code: 'EEXIST' });
-}
-
-/** unlink that treats "already gone" as done (synchronous, see durable-fs.ts). */
-function unlinkIfPresentSync(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (error) {
-    if (!isErrno(error, 'ENOENT')) throw error;
-  }
 }

@@ -77,6 +77,16 @@ export function parseReady(name: string): ReadyName | null {
   };
 }
 
+/** The bit of record `index` in an envelope's settled bitmap. */
+export function recordBit(index: number): bigint {
+  return 1n << BigInt(index);
+}
+
+/** The settled bitmap of an envelope of `count` records once all are settled. */
+export function allRecords(count: number): bigint {
+  return (1n << BigInt(count)) - 1n;
+}
+
 /** How many messages of a ready name are still to be delivered. */
 export function unsettled(n: ReadyName): number {
   let left = n.count;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { isErrno, storageError } from './errors.js';
 import { openExistingGroup } from './existing-spool.js';
 import { CorruptFileError } from './message-file.js';
-import { parseReady } from './names.js';
+import { parseReady, recordBit } from './names.js';
 import { type CodecName, checkGroupName, checkInteger, DEFAULTS, invalid, MAX_MESSAGE_BYTES_LIMIT } from './options.js';
 import { type ReadMessage, readMessageFile } from './read-message.js';
 import { listBuckets } from './ready-index.js';
@@ -94,7 +94,7 @@ export async function peek(dir: string, options: PeekOptions = {}): Promise<Peek
         }
         for (const [i, record] of read.records.entries()) {
           if (found.length >= limit) break;
-          if ((ready.settled >> BigInt(i)) & 1n) continue; // acked or nacked already (an envelope)
+          if ((ready.settled & recordBit(i)) !== 0n) continue; // acked or nacked already (an envelope)
           found.push({
             id: ready.count === 1 ? ready.id : record.attributes.id,
             data: record.data,

@@ -171,7 +171,7 @@ export class Publisher {
           file: count === 1 ? first.file : Buffer.concat(records.map((r) => r.file)),
           tmp: join(this.spool.tmp, first.id),
           bucket: formatBucket(first.priority, visibleAt, this.spool.bucketMs),
-          name: formatReady({ priority: first.priority, visibleAt, id: first.id, attempt: 1, count, settled: 0n }),
+          name: formatReady({ priority: first.priority, visibleAt, id: first.id, attempt: 1, count }),
         },
         groups,
       };

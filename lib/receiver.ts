@@ -17,6 +17,7 @@ import { ClosedError, GroupNotFoundError, isErrno, storageError } from './errors
 import type { GroupPaths, Spool } from './layout.js';
 import type { ClaimedRecord, Lease, Leases } from './leases.js';
 import { Message } from './message.js';
+import { allRecords, recordBit } from './names.js';
 import { checkInteger, invalid, type ResolvedOptions } from './options.js';
 import { ReadyIndex, scanReady } from './ready-index.js';
 
@@ -126,9 +127,8 @@ export class Receiver<T> {
     const held = this.#held;
     this.#held = [];
     for (const { lease, records } of held) {
-      const undelivered = records.reduce((bits, r) => bits | (1n << BigInt(r.index)), 0n);
-      const all = (1n << BigInt(lease.ready.count)) - 1n;
-      if ((lease.settled | undelivered) !== all) continue; // a delivered record is not settled yet
+      const undelivered = records.reduce((bits, r) => bits | recordBit(r.index), 0n);
+      if ((lease.settled | undelivered) !== allRecords(lease.ready.count)) continue; // a delivered record is not settled yet
       await this.leases.release(lease).catch(() => {}); // lost meanwhile: it comes back anyway
     }
   }
@@ -166,11 +166,13 @@ export class Receiver<T> {
       const empty = this.#index.size === 0 && this.#held.length === 0;
       if (empty || lostTooMany || (this.#stale && now - this.#lastRefill >= refillEvery)) await this.#refill();
       const held = this.#held[0];
-      const head = this.#index.peek();
-      if (held && (head === undefined || priorityOf(head.name) >= held.lease.ready.priority)) {
-        const message = await this.#nextHeld();
-        if (message) return message;
-        continue;
+      if (held) {
+        const head = this.#index.peek();
+        if (head === undefined || priorityOf(head.name) >= held.lease.ready.priority) {
+          const message = await this.#nextHeld();
+          if (message) return message;
+          continue;
+        }
       }
       const entry = this.#index.shift();
       if (!entry) return null;
