@@ -41,7 +41,7 @@ interface Traced {
 }
 
 async function traced(
-  mode: 'one' | 'two-groups' | 'concurrent' | 'concurrent-files' | 'many',
+  mode: 'one' | 'two-groups' | 'concurrent' | 'concurrent-files' | 'many' | 'nack-envelope',
   durability: 'fsync' | 'none',
 ): Promise<Traced> {
   const spool = await spoolPath();
@@ -220,6 +220,46 @@ describe.skipIf(!hasStrace)('publish syscall order (strace)', () => {
     expect(bucketSyncs.map((c) => fdPath(c)).sort(), 'each bucket touched is fsynced exactly once').toEqual([...buckets].sort());
     const lastPlaced = Math.max(...placed.map((p) => p.end));
     for (const s of bucketSyncs) expect(s.start, 'the commit starts after the last rename').toBeGreaterThan(lastPlaced);
+  });
+});
+
+describe.skipIf(!hasStrace)('a nack takes a message out of its envelope durably (strace)', () => {
+  it("durability 'fsync': the copy is complete and fdatasynced, linked in, its bucket fsynced, and only then settled in the envelope", async () => {
+    const t = await traced('nack-envelope', 'fsync');
+    const nacked = t.calls.find((c) => c.name === 'write' && /^1<[^>]*>, "NACKED /.test(c.args));
+    expect(nacked, 'the write of NACKED to stdout is in the trace').toBeDefined();
+    // The copy: tmp/<id>.<token>, created exclusively, every byte written, fdatasynced once.
+    const open = t.calls.find((c) => c.name === 'openat' && /\/tmp\/[0-9a-f]{24}\.[0-9a-f]{16}$/.test(strings(c)[0] ?? '') && ok(c));
+    expect(open, 'openat of the copy in tmp/').toBeDefined();
+    const copy = strings(open as Call)[0] as string;
+    expect((open as Call).args).toMatch(/O_CREAT/);
+    expect((open as Call).args).toMatch(/O_EXCL/);
+    const lastWrite = Math.max(
+      ...t.calls.filter((c) => (c.name === 'write' || c.name === 'pwrite64') && fdPath(c) === copy).map((c) => c.end),
+    );
+    const syncs = t.calls.filter((c) => SYNC.includes(c.name) && fdPath(c) === copy);
+    expect(
+      syncs.map((c) => c.name),
+      'one fdatasync of the copy',
+    ).toEqual(['fdatasync']);
+    const fdatasync = syncs[0] as Call;
+    expect(fdatasync.start).toBeGreaterThan(lastWrite);
+    // Linked into a ready/ bucket after the fdatasync; that bucket fsynced after the link.
+    const link = t.calls.find((c) => PLACE.includes(c.name) && strings(c)[0] === copy && ok(c));
+    expect(link, 'the copy is linked into ready/').toBeDefined();
+    const target = strings(link as Call)[1] as string;
+    expect(target).toMatch(/\/groups\/default\/ready\/4-[0-9a-f]{10}\/4-[0-9a-f]{12}-[0-9a-f]{24}-0002$/);
+    expect((link as Call).start, 'linked after its fdatasync').toBeGreaterThan(fdatasync.end);
+    const dirSync = t.calls.find((c) => c.name === 'fsync' && fdPath(c) === dirname(target) && c.start > (link as Call).end && ok(c));
+    expect(dirSync, `fsync of ${dirname(target)} after the link`).toBeDefined();
+    // The settle: the lease renamed to carry the record's bit, after that fsync, before nack resolved.
+    const settle = t.calls.find(
+      (c) => PLACE.includes(c.name) && /\/leased\//.test(strings(c)[0] ?? '') && /\/leased\//.test(strings(c)[1] ?? ''),
+    );
+    expect(settle, 'the lease renamed with the bit set').toBeDefined();
+    expect(strings(settle as Call)[1]).toMatch(/=03-0{31}[1-7]~/);
+    expect((settle as Call).start, 'settled after the copy is durable').toBeGreaterThan((dirSync as Call).end);
+    expect((settle as Call).end, 'settled before the nack resolved').toBeLessThan((nacked as Call).start);
   });
 });
 
