@@ -5,6 +5,7 @@ import type { CodecName } from './options.js';
 export function encodePayload(codec: CodecName, data: unknown): Buffer {
   if (codec === 'raw') {
     if (typeof data === 'string') return Buffer.from(data, 'utf8');
+    if (Buffer.isBuffer(data)) return data;
     if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     throw new MessageEncodeError(
       `The raw codec takes a string or a Uint8Array, got ${data === null ? 'null' : typeof data}; use codec 'json' for other values`,

@@ -54,19 +54,69 @@ export class CorruptFileError extends Error {
   envelope?: Buffer;
 }
 
+/**
+ * A record to be written: its attributes already serialized (attributesJson), so a batch of
+ * records is encoded straight into one buffer (encodeRecords).
+ */
+export interface OutgoingRecord {
+  codec: CodecName;
+  attrs: string;
+  /** Byte length of `attrs` in UTF-8. */
+  attrsBytes: number;
+  payload: Buffer;
+}
+
+/** The size of a record on disk. */
+export const recordSize = (r: OutgoingRecord): number => HEADER_BYTES + r.attrsBytes + r.payload.length;
+
 export function encodeFile(codec: CodecName, attributes: MessageAttributes, payload: Buffer): Buffer {
-  const attrs = Buffer.from(JSON.stringify(attributes), 'utf8');
-  const file = Buffer.allocUnsafe(HEADER_BYTES + attrs.length + payload.length);
-  MAGIC.copy(file, 0);
-  file.writeUInt8(VERSION, 4);
-  file.writeUInt8(codec === 'raw' ? 1 : 0, 5);
-  file.writeUInt16LE(0, 6);
-  file.writeUInt32LE(attrs.length, 8);
-  file.writeUInt32LE(payload.length, 12);
-  attrs.copy(file, HEADER_BYTES);
-  payload.copy(file, HEADER_BYTES + attrs.length);
-  file.writeUInt32LE(checksum(file), 16);
+  const attrs = JSON.stringify(attributes);
+  return encodeRecords([{ codec, attrs, attrsBytes: Buffer.byteLength(attrs), payload }]);
+}
+
+/** A message file (one record) or an envelope (several), in one buffer: no per-record copy. */
+export function encodeRecords(records: readonly OutgoingRecord[]): Buffer {
+  let size = 0;
+  for (const r of records) size += recordSize(r);
+  const file = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (const r of records) {
+    const end = offset + recordSize(r);
+    MAGIC.copy(file, offset);
+    file.writeUInt8(VERSION, offset + 4);
+    file.writeUInt8(r.codec === 'raw' ? 1 : 0, offset + 5);
+    file.writeUInt16LE(0, offset + 6);
+    file.writeUInt32LE(r.attrsBytes, offset + 8);
+    file.writeUInt32LE(r.payload.length, offset + 12);
+    // latin1 is the faster write, and the same bytes when every character is ASCII.
+    file.write(r.attrs, offset + HEADER_BYTES, r.attrsBytes === r.attrs.length ? 'latin1' : 'utf8');
+    r.payload.copy(file, offset + HEADER_BYTES + r.attrsBytes);
+    file.writeUInt32LE(crc32(file.subarray(offset + HEADER_BYTES, end), headerChecksum(file, offset)), offset + 16);
+    offset = end;
+  }
   return file;
+}
+
+/** The last header checksummed: the records of a batch tend to have the same lengths. */
+const lastHeader = { bytes: Buffer.alloc(16), crc: crc32(Buffer.alloc(16)) };
+
+/** The CRC of bytes 0..16 of the record at `offset`: its first part. */
+function headerChecksum(file: Buffer, offset: number): number {
+  if (file.compare(lastHeader.bytes, 0, 16, offset, offset + 16) !== 0) {
+    file.copy(lastHeader.bytes, 0, offset, offset + 16);
+    lastHeader.crc = crc32(lastHeader.bytes);
+  }
+  return lastHeader.crc;
+}
+
+/**
+ * The attributes of a new message as JSON, the same as JSON.stringify of a MessageAttributes.
+ * Written by hand because JSON.stringify of a fresh object per message was a tenth of
+ * pushMany's time; `id` is hex and `enqueuedAt` an integer, so they need no escaping, and
+ * `extra` is the JSON of the other members (`,"headers":{…},"topic":"…"`), made once per push.
+ */
+export function attributesJson(id: string, enqueuedAt: number, extra: string): string {
+  return `{"id":"${id}","enqueuedAt":${enqueuedAt}${extra}}`;
 }
 
 /** The CRC covers the whole file but its own field, so no flipped bit goes unnoticed. */

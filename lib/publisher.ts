@@ -26,7 +26,7 @@ import { ensureDir, NO_LINK_CODES, writeNewFile } from './durable-fs.js';
 import { ioHint, isErrno, MessageTooLargeError, PublishError, SpoolqError } from './errors.js';
 import type { GroupCommit } from './group-commit.js';
 import type { GroupPaths, Spool } from './layout.js';
-import { encodeFile, MAX_ATTRIBUTE_BYTES, MAX_ENVELOPE_BYTES } from './message-file.js';
+import { attributesJson, encodeRecords, MAX_ATTRIBUTE_BYTES, MAX_ENVELOPE_BYTES, type OutgoingRecord, recordSize } from './message-file.js';
 import { DEFAULT_PRIORITY, formatBucket, formatReady, type IdGenerator, MAX_ENVELOPE_RECORDS, MAX_PRIORITY } from './names.js';
 import { checkInteger, invalid, type ResolvedOptions, UNROUTED_GROUP } from './options.js';
 import { type Route, readRoutes } from './routing.js';
@@ -48,15 +48,41 @@ export interface PushOptions {
 
 const PUSH_OPTIONS = ['priority', 'delayMs', 'headers', 'topic'];
 
-/** One message, encoded, waiting for its round. */
-interface Prepared {
-  id: string;
-  /** The message's record (a message file on its own). */
-  file: Buffer;
+/** The options of one push() or pushMany(), checked once for all its messages. */
+interface CheckedOptions {
   priority: number;
   delayMs: number;
-  visibleAt: number;
   topic: string | undefined;
+  /** The JSON of the attributes other than id and enqueuedAt (see attributesJson). */
+  extraAttrs: string;
+  extraAttrsBytes: number;
+}
+
+/**
+ * The messages of one push() or pushMany(), waiting for their round: encoded back to back in
+ * one buffer, so that an envelope of consecutive ones is a view of it.
+ */
+interface Batch {
+  ids: string[];
+  file: Buffer;
+  /** Where each record starts in `file`, then where the last one ends. */
+  offsets: number[];
+  visibleAt: number[];
+  options: CheckedOptions;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** Consecutive messages of a round that share one file. */
+interface Run {
+  options: CheckedOptions;
+  groups: GroupPaths[];
+  firstId: string;
+  count: number;
+  bytes: number;
+  visibleAt: number;
+  /** Their records: ranges [from, to) of batches' records. */
+  pieces: Array<{ batch: Batch; from: number; to: number }>;
 }
 
 /** One file to publish: a message file, or an envelope of several records. */
@@ -67,12 +93,6 @@ interface Outgoing {
   name: string;
 }
 
-interface Request {
-  prepared: Prepared[];
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
 /** How many files one publish writes or links at once: bounds open descriptors. */
 const IO_CONCURRENCY = 32;
 
@@ -80,7 +100,7 @@ type Placed = 'placed' | 'new-bucket' | 'gone';
 
 export class Publisher {
   /** Pushes waiting for the next round. */
-  #pending: Request[] = [];
+  #pending: Batch[] = [];
   #running = false;
   /** Set once a link failed for want of hard links: every further fan-out copies. */
   #noLinks = false;
@@ -94,16 +114,24 @@ export class Publisher {
     private readonly ids: IdGenerator,
   ) {}
 
-  /** Publishes all items as one commit and resolves to their ids, in order. */
-  async publish(items: ReadonlyArray<{ data: unknown; options?: PushOptions | undefined }>): Promise<string[]> {
-    const prepared = items.map((item) => this.#prepare(item.data, item.options ?? {}));
+  /** Publishes every item of `data`, all with `options`, as one commit; resolves to their ids, in order. */
+  async publish(data: readonly unknown[], options: PushOptions = {}): Promise<string[]> {
+    const checked = checkOptions(options);
+    const records = data.map((d) => this.#prepare(d, checked));
     if (this.commit.failure) throw this.commit.failure;
-    if (prepared.length === 0) return [];
+    if (records.length === 0) return [];
+    // Encoded now, while the data is the caller's to give: a buffer may be reused once push()
+    // is called.
+    const file = encodeRecords(records);
+    const offsets = [0];
+    for (const r of records) offsets.push((offsets.at(-1) as number) + recordSize(r));
+    const ids = records.map((r) => r.id);
+    const visibleAt = records.map((r) => r.visibleAt);
     await new Promise<void>((resolve, reject) => {
-      this.#pending.push({ prepared, resolve, reject });
+      this.#pending.push({ ids, file, offsets, visibleAt, options: checked, resolve, reject });
       if (!this.#running) void this.#run();
     });
-    return prepared.map((p) => p.id);
+    return ids;
   }
 
   /**
@@ -122,7 +150,7 @@ export class Publisher {
       this.#pending = [];
       try {
         if (this.commit.failure) throw this.commit.failure; // fail-stop: a commit before failed
-        const placed = await this.#writeAndLink(round.flatMap((r) => r.prepared));
+        const placed = await this.#writeAndLink(round);
         this.commit.commit({ dirs: placed.touched, doorbells: placed.doorbells }).then(
           () => {
             for (const r of round) r.resolve();
@@ -139,46 +167,62 @@ export class Publisher {
   }
 
   /** The files of a round: runs of messages that can share an envelope, in push order. */
-  #envelopes(routed: ReadonlyArray<{ p: Prepared; groups: GroupPaths[] }>): Array<{ out: Outgoing; groups: GroupPaths[] }> {
-    const runs: Array<{ records: Prepared[]; groups: GroupPaths[]; bytes: number }> = [];
-    for (const { p, groups } of routed) {
-      const run = runs.at(-1);
-      const first = run?.records[0];
-      const joins =
-        this.options.envelopes &&
-        run !== undefined &&
-        first !== undefined &&
-        first.priority === p.priority &&
-        first.topic === p.topic &&
-        // The envelope is visible at the latest of its messages' times, so none is early; with
-        // the same delay that is never later than a later push of the same delay (strict FIFO).
-        first.delayMs === p.delayMs &&
-        run.records.length < MAX_ENVELOPE_RECORDS &&
-        run.bytes + p.file.length <= MAX_ENVELOPE_BYTES;
-      if (joins) {
-        run.records.push(p);
-        run.bytes += p.file.length;
-      } else {
-        runs.push({ records: [p], groups, bytes: p.file.length });
+  #envelopes(round: readonly Batch[], routes: readonly Route[]): Array<{ p: Outgoing; groups: GroupPaths[] }> {
+    const runs: Run[] = [];
+    for (const batch of round) {
+      const { options } = batch;
+      const groups = this.#route(routes, options.topic, batch.ids.length);
+      if (groups.length === 0) continue;
+      for (let i = 0; i < batch.ids.length; i++) {
+        const size = (batch.offsets[i + 1] as number) - (batch.offsets[i] as number);
+        const visibleAt = batch.visibleAt[i] as number;
+        const run = runs.at(-1);
+        const joins =
+          this.options.envelopes &&
+          run !== undefined &&
+          run.options.priority === options.priority &&
+          run.options.topic === options.topic && // and so the same groups
+          // The envelope is visible at the latest of its messages' times, so none is early; with
+          // the same delay that is never later than a later push of the same delay (strict FIFO).
+          run.options.delayMs === options.delayMs &&
+          run.count < MAX_ENVELOPE_RECORDS &&
+          run.bytes + size <= MAX_ENVELOPE_BYTES;
+        if (!joins) {
+          runs.push({
+            options,
+            groups,
+            firstId: batch.ids[i] as string,
+            count: 1,
+            bytes: size,
+            visibleAt,
+            pieces: [{ batch, from: i, to: i + 1 }],
+          });
+          continue;
+        }
+        run.count++;
+        run.bytes += size;
+        run.visibleAt = Math.max(run.visibleAt, visibleAt);
+        const piece = run.pieces.at(-1);
+        if (piece?.batch === batch && piece.to === i) piece.to++;
+        else run.pieces.push({ batch, from: i, to: i + 1 });
       }
     }
-    return runs.map(({ records, groups }) => {
-      const first = records[0] as Prepared;
-      const visibleAt = Math.max(...records.map((r) => r.visibleAt));
-      const count = records.length;
+    return runs.map((run) => {
+      const { priority } = run.options;
+      const files = run.pieces.map(({ batch, from, to }) => batch.file.subarray(batch.offsets[from], batch.offsets[to]));
       return {
-        out: {
-          file: count === 1 ? first.file : Buffer.concat(records.map((r) => r.file)),
-          tmp: join(this.spool.tmp, first.id),
-          bucket: formatBucket(first.priority, visibleAt, this.spool.bucketMs),
-          name: formatReady({ priority: first.priority, visibleAt, id: first.id, attempt: 1, count }),
+        p: {
+          file: files.length === 1 ? (files[0] as Buffer) : Buffer.concat(files),
+          tmp: join(this.spool.tmp, run.firstId),
+          bucket: formatBucket(priority, run.visibleAt, this.spool.bucketMs),
+          name: formatReady({ priority, visibleAt: run.visibleAt, id: run.firstId, attempt: 1, count: run.count }),
         },
-        groups,
+        groups: run.groups,
       };
     });
   }
 
-  async #writeAndLink(prepared: Prepared[]): Promise<{ touched: Set<string>; doorbells: string[] }> {
+  async #writeAndLink(round: readonly Batch[]): Promise<{ touched: Set<string>; doorbells: string[] }> {
     const sync = this.options.durability === 'fsync';
     let routes: Route[];
     try {
@@ -186,9 +230,7 @@ export class Publisher {
     } catch (error) {
       throw publishError('reading the groups and their bindings', error);
     }
-    const routed = this.#envelopes(
-      prepared.map((p) => ({ p, groups: this.#route(routes, p.topic) })).filter(({ groups }) => groups.length > 0),
-    ).map(({ out, groups }) => ({ p: out, groups }));
+    const routed = this.#envelopes(round, routes);
 
     const written: Outgoing[] = [];
     try {
@@ -271,11 +313,11 @@ export class Publisher {
     return this.#place(source, join(dir, p.name), dir, group.ready, move);
   }
 
-  /** The groups a message goes to; counts it as unrouted when none matches. */
-  #route(routes: readonly Route[], topic: string | undefined): GroupPaths[] {
+  /** The groups `count` messages with `topic` go to; counts them as unrouted when none matches. */
+  #route(routes: readonly Route[], topic: string | undefined, count: number): GroupPaths[] {
     const groups = routes.filter((r) => r.accepts(topic)).map((r) => r.group);
     if (groups.length > 0) return groups;
-    this.unrouted++;
+    this.unrouted += count;
     return this.options.keepUnrouted ? [this.spool.group(UNROUTED_GROUP)] : [];
   }
 
@@ -287,17 +329,7 @@ export class Publisher {
     return copy;
   }
 
-  #prepare(data: unknown, options: PushOptions): Prepared {
-    if (typeof options !== 'object' || options === null) throw invalid('push options', 'an object', options);
-    for (const key of Object.keys(options)) {
-      if (!PUSH_OPTIONS.includes(key)) {
-        throw invalid(key, `one of the push options ${PUSH_OPTIONS.join(', ')}`, (options as Record<string, unknown>)[key]);
-      }
-    }
-    const priority = checkInteger('priority', options.priority ?? DEFAULT_PRIORITY, 0, MAX_PRIORITY);
-    const delayMs = checkInteger('delayMs', options.delayMs ?? 0, 0, 10 * 365 * 24 * 3600 * 1000);
-    const headers = checkHeaders(options.headers);
-    const topic = options.topic === undefined ? undefined : checkTopic(options.topic);
+  #prepare(data: unknown, options: CheckedOptions): OutgoingRecord & { id: string; visibleAt: number } {
     const payload = encodePayload(this.options.codec, data);
     if (payload.length > this.options.maxMessageBytes) {
       throw new MessageTooLargeError(
@@ -306,21 +338,17 @@ export class Publisher {
     }
     const id = this.ids.next();
     const enqueuedAt = this.ids.now();
-    const visibleAt = enqueuedAt + delayMs;
-    const file = encodeFile(
-      this.options.codec,
-      { id, enqueuedAt, ...(headers ? { headers } : {}), ...(topic !== undefined ? { topic } : {}) },
-      payload,
-    );
-    const attributesLength = file.readUInt32LE(8);
-    if (attributesLength > MAX_ATTRIBUTE_BYTES) {
+    const attrs = attributesJson(id, enqueuedAt, options.extraAttrs);
+    // All but the extra attributes are ASCII, one byte a character.
+    const attrsBytes = attrs.length - options.extraAttrs.length + options.extraAttrsBytes;
+    if (attrsBytes > MAX_ATTRIBUTE_BYTES) {
       throw invalid(
         'headers',
-        `at most ${MAX_ATTRIBUTE_BYTES} bytes once encoded (${attributesLength} here); put large data in the payload`,
+        `at most ${MAX_ATTRIBUTE_BYTES} bytes once encoded (${attrsBytes} here); put large data in the payload`,
         '{…}',
       );
     }
-    return { id, file, priority, delayMs, visibleAt, topic };
+    return { codec: this.options.codec, attrs, attrsBytes, payload, id, visibleAt: enqueuedAt + options.delayMs };
   }
 
   /**
@@ -349,6 +377,23 @@ export class Publisher {
       }
     }
   }
+}
+
+function checkOptions(options: PushOptions): CheckedOptions {
+  if (typeof options !== 'object' || options === null) throw invalid('push options', 'an object', options);
+  for (const key of Object.keys(options)) {
+    if (!PUSH_OPTIONS.includes(key)) {
+      throw invalid(key, `one of the push options ${PUSH_OPTIONS.join(', ')}`, (options as Record<string, unknown>)[key]);
+    }
+  }
+  const priority = checkInteger('priority', options.priority ?? DEFAULT_PRIORITY, 0, MAX_PRIORITY);
+  const delayMs = checkInteger('delayMs', options.delayMs ?? 0, 0, 10 * 365 * 24 * 3600 * 1000);
+  const headers = checkHeaders(options.headers);
+  const topic = options.topic === undefined ? undefined : checkTopic(options.topic);
+  let extraAttrs = '';
+  if (headers !== undefined) extraAttrs += `,"headers":${JSON.stringify(headers)}`;
+  if (topic !== undefined) extraAttrs += `,"topic":${JSON.stringify(topic)}`;
+  return { priority, delayMs, topic, extraAttrs, extraAttrsBytes: Buffer.byteLength(extraAttrs) };
 }
 
 function checkHeaders(headers: unknown): Record<string, string> | undefined {

@@ -120,7 +120,7 @@ export class Queue<T = unknown, In = T> {
   /** Publishes one message to every group it matches; resolves to its id once it is committed. */
   async push(data: In, options?: PushOptions): Promise<string> {
     this.#ensureOpen('push');
-    const [id] = await this.#track(this.#publisher.publish([{ data, options }]));
+    const [id] = await this.#track(this.#publisher.publish([data], options));
     return id as string;
   }
 
@@ -128,7 +128,7 @@ export class Queue<T = unknown, In = T> {
   async pushMany(items: readonly In[], options?: PushOptions): Promise<string[]> {
     this.#ensureOpen('push');
     if (!Array.isArray(items)) throw invalid('items', 'an array', items);
-    return this.#track(this.#publisher.publish(items.map((data) => ({ data, options }))));
+    return this.#track(this.#publisher.publish(items, options));
   }
 
   /** Claims the next message, waiting as `options` allow; null when none arrived in time. */

@@ -92,6 +92,32 @@ describe('on disk', () => {
     await q.close();
   });
 
+  it('a push and a pushMany with the same options share a file; each message keeps its headers, topic and bytes', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<Buffer>(spool, { durability: 'none', codec: 'raw' });
+    const options = { headers: { who: 'zoë ✓', n: '1' }, topic: 'café.créé' }; // not ASCII: attribute lengths in bytes
+    const reused = Buffer.from('first');
+    const pushed = [q.push(reused, options)];
+    reused.write('XXXXX'); // the caller's buffer is theirs again once push() returns
+    pushed.push(q.pushMany([reused, Buffer.from('the third, longer')], options).then(([x, y]) => `${x},${y}`));
+    pushed.push(q.push(Buffer.from('plain')));
+    const [first, second, last] = await Promise.all(pushed);
+    const ids = [first, ...(second as string).split(','), last];
+    expect((await readyFiles(spool)).map((f) => f.ids)).toEqual([ids.slice(0, 3), ids.slice(3)]);
+    const got = [];
+    for (let m = await q.pop({ timeoutMs: 0 }); m; m = await q.pop({ timeoutMs: 0 })) {
+      got.push({ id: m.id, body: m.data.toString(), headers: m.headers, topic: m.topic });
+      await m.ack();
+    }
+    expect(got).toEqual([
+      { id: ids[0], body: 'first', ...options },
+      { id: ids[1], body: 'XXXXX', ...options },
+      { id: ids[2], body: 'the third, longer', ...options },
+      { id: ids[3], body: 'plain', headers: {}, topic: undefined },
+    ]);
+    await q.close();
+  });
+
   it('with envelopes: false every message is a file of its own', async () => {
     const spool = await spoolPath();
     const q = await openQueue<number>(spool, { durability: 'none', envelopes: false });
