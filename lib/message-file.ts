@@ -153,16 +153,25 @@ export interface DecodedRecord extends DecodedFile {
   bytes: Buffer;
 }
 
-/** The `count` records of a message file (1) or an envelope; CorruptFileError if it holds anything else. */
-export function decodeRecords(file: Buffer, count: number): DecodedRecord[] {
+/**
+ * The `count` records of a message file (1) or an envelope; CorruptFileError if it holds anything
+ * else. The records of `skip` (a settled bitmap: acked, or another part's, see names.ts) are only
+ * delimited, not checked or decoded: null.
+ */
+export function decodeRecords(file: Buffer, count: number, skip = 0n): Array<DecodedRecord | null> {
   if (count === 1) return [{ ...decodeFile(file), bytes: file }];
-  const records: DecodedRecord[] = [];
+  const records: Array<DecodedRecord | null> = [];
   let offset = 0;
   while (offset < file.length) {
     if (records.length === count) throw new CorruptFileError(`envelope: ${file.length - offset} bytes after its ${count} records`);
     const rest = file.subarray(offset);
     if (rest.length < HEADER_BYTES) throw new CorruptFileError(`envelope: record ${records.length} truncated to ${rest.length} bytes`);
     const length = HEADER_BYTES + rest.readUInt32LE(8) + rest.readUInt32LE(12);
+    if ((skip & (1n << BigInt(records.length))) !== 0n && length <= rest.length && rest.subarray(0, 4).equals(MAGIC)) {
+      records.push(null);
+      offset += length;
+      continue;
+    }
     const bytes = rest.subarray(0, Math.min(length, rest.length));
     try {
       records.push(decodeRecord(bytes));

@@ -87,6 +87,11 @@ export function allRecords(count: number): bigint {
   return (1n << BigInt(count)) - 1n;
 }
 
+/** The bits of records `from` to `to - 1`: one part of an envelope. */
+export function recordRange(from: number, to: number): bigint {
+  return allRecords(to) & ~allRecords(from);
+}
+
 /** How many messages of a ready name are still to be delivered. */
 export function unsettled(n: ReadyName): number {
   let left = n.count;

@@ -1,4 +1,5 @@
 import { InvalidNameError, InvalidOptionError } from './errors.js';
+import { MAX_ENVELOPE_RECORDS } from './names.js';
 import { parsePattern } from './topics.js';
 
 export type Durability = 'fsync' | 'none';
@@ -52,6 +53,14 @@ export interface QueueOptions {
    * @default true
    */
   envelopes?: boolean;
+  /**
+   * How many messages of an envelope one consumer claims at once. The producer publishes an
+   * envelope of more as parts of up to this many, each under a name of its own (hard links of
+   * one file), so that several consumers share a `pushMany`, and a slow consumer holds at most
+   * this many of them. Smaller spreads work wider; each part costs the producer a link.
+   * @default 32
+   */
+  claimBatch?: number;
   /** `'json'`: any JSON value. `'raw'`: string | Uint8Array in, Buffer out. @default 'json' */
   codec?: CodecName;
   /** Largest encoded message accepted by push, and read by consumers. @default 16 MiB */
@@ -88,6 +97,7 @@ export interface ResolvedOptions {
   readonly backoff: Readonly<Required<BackoffOptions>>;
   readonly durability: Durability;
   readonly envelopes: boolean;
+  readonly claimBatch: number;
   readonly codec: CodecName;
   readonly maxMessageBytes: number;
   readonly usePolling: boolean;
@@ -107,6 +117,7 @@ export const DEFAULTS: ResolvedOptions = Object.freeze({
   backoff: Object.freeze({ baseMs: 1_000, maxMs: 60_000 }),
   durability: 'fsync',
   envelopes: true,
+  claimBatch: 32,
   codec: 'json',
   maxMessageBytes: 16 * 1024 * 1024,
   usePolling: false,
@@ -218,6 +229,7 @@ export function resolveOptions(options: QueueOptions = {}): ResolvedOptions {
     backoff: Object.freeze(backoff),
     durability: checkEnum('durability', o.durability, ['fsync', 'none']),
     envelopes: o.envelopes,
+    claimBatch: checkInteger('claimBatch', o.claimBatch, 1, MAX_ENVELOPE_RECORDS),
     codec: checkEnum('codec', o.codec, ['json', 'raw']),
     maxMessageBytes: checkInteger('maxMessageBytes', o.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT),
     usePolling: o.usePolling,

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { isErrno, storageError } from './errors.js';
 import { openExistingGroup } from './existing-spool.js';
 import { CorruptFileError } from './message-file.js';
-import { parseReady, recordBit } from './names.js';
+import { parseReady } from './names.js';
 import { type CodecName, checkGroupName, checkInteger, DEFAULTS, invalid, MAX_MESSAGE_BYTES_LIMIT } from './options.js';
 import { type ReadMessage, readMessageFile } from './read-message.js';
 import { listBuckets } from './ready-index.js';
@@ -85,16 +85,16 @@ export async function peek(dir: string, options: PeekOptions = {}): Promise<Peek
         const file = join(paths.ready, bucket, name);
         let read: ReadMessage;
         try {
-          read = await readMessageFile(file, maxMessageBytes, ready.count);
+          read = await readMessageFile(file, maxMessageBytes, ready.count, ready.settled);
         } catch (error) {
           if (isErrno(error, 'ENOENT')) continue; // claimed meanwhile
           if (!(error instanceof CorruptFileError)) throw error;
           onSkip?.(file, error.message);
           continue;
         }
-        for (const [i, record] of read.records.entries()) {
+        for (const record of read.records) {
           if (found.length >= limit) break;
-          if ((ready.settled & recordBit(i)) !== 0n) continue; // acked or nacked already (an envelope)
+          if (record === null) continue; // acked or nacked already, or another part's (an envelope)
           found.push({
             id: ready.count === 1 ? ready.id : record.attributes.id,
             data: record.data,

@@ -8,7 +8,8 @@
  *   1. open tmp/<id> O_EXCL, write every byte, fdatasync (durability 'fsync'), close
  *   2. route: the groups whose bindings match the message's topic (routing.ts), then link into
  *      groups/<g>/ready/<P>-<bucket>/<name> for each but the last, and rename into the last
- *      (a missing bucket is created; ready/ is then fsynced in step 4 too)
+ *      (a missing bucket is created; ready/ is then fsynced in step 4 too). An envelope of more
+ *      than `claimBatch` messages has a name per part in each group, all links of one inode.
  *   3. unlink tmp/<id> if its last group was deleted meanwhile
  *   4. fsync every directory touched: group-committed with concurrent publishes
  *   5. ring the doorbells, then resolve
@@ -27,7 +28,16 @@ import { ioHint, isErrno, MessageTooLargeError, PublishError, SpoolqError } from
 import type { GroupCommit } from './group-commit.js';
 import type { GroupPaths, Spool } from './layout.js';
 import { attributesJson, encodeRecords, MAX_ATTRIBUTE_BYTES, MAX_ENVELOPE_BYTES, type OutgoingRecord, recordSize } from './message-file.js';
-import { DEFAULT_PRIORITY, formatBucket, formatReady, type IdGenerator, MAX_ENVELOPE_RECORDS, MAX_PRIORITY } from './names.js';
+import {
+  allRecords,
+  DEFAULT_PRIORITY,
+  formatBucket,
+  formatReady,
+  type IdGenerator,
+  MAX_ENVELOPE_RECORDS,
+  MAX_PRIORITY,
+  recordRange,
+} from './names.js';
 import { checkInteger, invalid, type ResolvedOptions, UNROUTED_GROUP } from './options.js';
 import { type Route, readRoutes } from './routing.js';
 import { checkTopic } from './topics.js';
@@ -77,7 +87,7 @@ interface Batch {
 interface Run {
   options: CheckedOptions;
   groups: GroupPaths[];
-  firstId: string;
+  ids: string[];
   count: number;
   bytes: number;
   visibleAt: number;
@@ -90,7 +100,8 @@ interface Outgoing {
   file: Buffer;
   tmp: string;
   bucket: string;
-  name: string;
+  /** Its names in each group: one, or one per part of an envelope (see #envelopes). */
+  names: string[];
 }
 
 /** How many files one publish writes or links at once: bounds open descriptors. */
@@ -191,7 +202,7 @@ export class Publisher {
           runs.push({
             options,
             groups,
-            firstId: batch.ids[i] as string,
+            ids: [batch.ids[i] as string],
             count: 1,
             bytes: size,
             visibleAt,
@@ -200,6 +211,7 @@ export class Publisher {
           continue;
         }
         run.count++;
+        run.ids.push(batch.ids[i] as string);
         run.bytes += size;
         run.visibleAt = Math.max(run.visibleAt, visibleAt);
         const piece = run.pieces.at(-1);
@@ -213,13 +225,34 @@ export class Publisher {
       return {
         p: {
           file: files.length === 1 ? (files[0] as Buffer) : Buffer.concat(files),
-          tmp: join(this.spool.tmp, run.firstId),
+          tmp: join(this.spool.tmp, run.ids[0] as string),
           bucket: formatBucket(priority, run.visibleAt, this.spool.bucketMs),
-          name: formatReady({ priority, visibleAt: run.visibleAt, id: run.firstId, attempt: 1, count: run.count }),
+          names: this.#names(run),
         },
         groups: run.groups,
       };
     });
+  }
+
+  /**
+   * The names of a file in a group. An envelope of more than `claimBatch` messages gets one name
+   * per part of up to `claimBatch` (hard links of one inode): each part's name has the bits of
+   * the other parts' records already set in its settled bitmap, so consumers claim, ack and
+   * reap the parts apart, and a slow consumer holds `claimBatch` messages, not 128. A part is
+   * named after its first message, so the parts sort in push order. Without hard links the
+   * parts would be copies: the envelope keeps one name.
+   */
+  #names(run: Run): string[] {
+    const { priority } = run.options;
+    const { count, visibleAt } = run;
+    const size = this.#noLinks ? count : this.options.claimBatch;
+    const names: string[] = [];
+    for (let from = 0; from < count; from += size) {
+      const part = recordRange(from, Math.min(from + size, count));
+      const settled = count === 1 ? 0n : allRecords(count) & ~part;
+      names.push(formatReady({ priority, visibleAt, id: run.ids[from] as string, attempt: 1, count, settled }));
+    }
+    return names;
   }
 
   async #writeAndLink(round: readonly Batch[]): Promise<{ touched: Set<string>; doorbells: string[] }> {
@@ -251,35 +284,52 @@ export class Publisher {
       // File by file, in push order: a consumer never sees a producer's later message without
       // the earlier ones (strict FIFO per producer). Writes and syncs above stay concurrent.
       for (const { p, groups } of routed) {
-        // Hard links into every group but the last, all at once (order matters only within a
-        // group, and each group still gets this producer's messages in push order); then the
-        // last group takes the tmp file itself by rename: one inode, one name per group.
-        const outcomes: PromiseSettledResult<Placed>[] = await Promise.allSettled(
-          groups.slice(0, -1).map((group, i) => this.#link(p, group, i, copies, sync)),
+        // Every group gets every name of the file (its parts, see #envelopes). All are hard links
+        // but the last name of the last group, which takes the tmp file itself by rename: one
+        // inode. Groups go at once (order matters only within a group); a group's names go in
+        // order, so its consumers see a file's parts in push order too.
+        const lastGroup = groups.length - 1;
+        const outcomes = await Promise.allSettled(
+          groups.map(async (group, g) => {
+            const placed: Array<{ name: string; outcome: Placed }> = [];
+            for (const [n, name] of (g === lastGroup ? p.names.slice(0, -1) : p.names).entries()) {
+              placed.push({ name, outcome: await this.#link(p, group, name, `${g}.${n}`, copies, sync) });
+            }
+            return placed;
+          }),
         );
-        const linked = !outcomes.some((o) => o.status === 'rejected');
-        if (linked) outcomes.push(...(await Promise.allSettled([this.#placeInto(p.tmp, p, groups.at(-1) as GroupPaths, true)])));
         let failure: unknown = null;
-        for (const [i, outcome] of outcomes.entries()) {
+        const last = outcomes[lastGroup];
+        if (last?.status === 'fulfilled' && outcomes.every((o) => o.status === 'fulfilled')) {
+          // Every link is made: the tmp file itself may go.
+          const name = p.names.at(-1) as string;
+          try {
+            const outcome = await this.#placeInto(p.tmp, p.bucket, name, groups[lastGroup] as GroupPaths, true);
+            last.value.push({ name, outcome });
+            if (outcome === 'gone') await unlink(p.tmp).catch(() => {}); // its last group was deleted meanwhile: not renamed anywhere
+          } catch (error) {
+            failure = error;
+          }
+        }
+        for (const [g, outcome] of outcomes.entries()) {
           if (outcome.status === 'rejected') {
             failure ??= outcome.reason;
             continue;
           }
-          if (outcome.value === 'gone') continue; // the group was deleted meanwhile
-          const group = groups[i] as GroupPaths;
+          const group = groups[g] as GroupPaths;
           const dir = join(group.ready, p.bucket);
-          visible.push(join(dir, p.name));
-          touched.add(dir);
-          doorbells.add(group.doorbell);
-          // A bucket made just now (by us or by another process that may not have synced yet):
-          // its entry in ready/ must be durable too. A failure here is a durability failure of
-          // the commit, like any other directory fsync.
-          if (outcome.value === 'new-bucket') touched.add(group.ready);
+          for (const { name, outcome: placed } of outcome.value) {
+            if (placed === 'gone') continue; // the group was deleted meanwhile
+            visible.push(join(dir, name));
+            touched.add(dir);
+            doorbells.add(group.doorbell);
+            // A bucket made just now (by us or by another process that may not have synced yet):
+            // its entry in ready/ must be durable too. A failure here is a durability failure of
+            // the commit, like any other directory fsync.
+            if (placed === 'new-bucket') touched.add(group.ready);
+          }
         }
         if (failure !== null) throw failure;
-        if (outcomes.at(-1)?.status === 'fulfilled' && (outcomes.at(-1) as PromiseFulfilledResult<Placed>).value === 'gone') {
-          await unlink(p.tmp).catch(() => {}); // its last group was deleted meanwhile: not renamed anywhere
-        }
       }
     } catch (error) {
       // Undo what became visible. A name already claimed by a consumer is gone (ENOENT):
@@ -295,22 +345,22 @@ export class Publisher {
    * A hard link of the message into `group`; without hard links (EPERM on FAT, …), a copy of
    * its own, written and synced before it is renamed in.
    */
-  async #link(p: Outgoing, group: GroupPaths, i: number, copies: string[], sync: boolean): Promise<Placed> {
+  async #link(p: Outgoing, group: GroupPaths, name: string, tag: string, copies: string[], sync: boolean): Promise<Placed> {
     if (!this.#noLinks) {
       try {
-        return await this.#placeInto(p.tmp, p, group, false);
+        return await this.#placeInto(p.tmp, p.bucket, name, group, false);
       } catch (error) {
         if (!isErrno(error, ...NO_LINK_CODES)) throw error;
         this.#noLinks = true;
       }
     }
-    const copy = await this.#copy(p, i, copies, sync);
-    return this.#placeInto(copy, p, group, true);
+    const copy = await this.#copy(p, tag, copies, sync);
+    return this.#placeInto(copy, p.bucket, name, group, true);
   }
 
-  #placeInto(source: string, p: Outgoing, group: GroupPaths, move: boolean): Promise<Placed> {
-    const dir = join(group.ready, p.bucket);
-    return this.#place(source, join(dir, p.name), dir, group.ready, move);
+  #placeInto(source: string, bucket: string, name: string, group: GroupPaths, move: boolean): Promise<Placed> {
+    const dir = join(group.ready, bucket);
+    return this.#place(source, join(dir, name), dir, group.ready, move);
   }
 
   /** The groups `count` messages with `topic` go to; counts them as unrouted when none matches. */
@@ -321,9 +371,9 @@ export class Publisher {
     return this.options.keepUnrouted ? [this.spool.group(UNROUTED_GROUP)] : [];
   }
 
-  /** A copy of the message for the i-th group, complete (and synced) before it is renamed in. */
-  async #copy(p: Outgoing, i: number, copies: string[], sync: boolean): Promise<string> {
-    const copy = `${p.tmp}.${i}`;
+  /** A copy of the file for one of its names (`tag`), complete (and synced) before it is renamed in. */
+  async #copy(p: Outgoing, tag: string, copies: string[], sync: boolean): Promise<string> {
+    const copy = `${p.tmp}.${tag}`;
     await writeNewFile(copy, p.file, sync, this.spool.modes);
     copies.push(copy);
     return copy;

@@ -33,19 +33,20 @@ export interface ReadRecord extends DecodedRecord {
 }
 
 export interface ReadMessage {
-  /** One record for a message file; 2..128 for an envelope. */
-  records: ReadRecord[];
+  /** One record for a message file; 2..128 for an envelope (null: settled, not read). */
+  records: Array<ReadRecord | null>;
   dev: number;
   ino: number;
   size: number;
 }
 
 /**
- * Reads a message file, or an envelope of `count` records (its name says how many).
+ * Reads a message file, or an envelope of `count` records (its name says how many), but for the
+ * records `settled` says were settled.
  * CorruptFileError (TooLargeFileError past `maxMessageBytes`) when the file is not valid; a
  * system error when it cannot be read.
  */
-export async function readMessageFile(path: string, maxMessageBytes: number, count = 1): Promise<ReadMessage> {
+export async function readMessageFile(path: string, maxMessageBytes: number, count = 1, settled = 0n): Promise<ReadMessage> {
   let fd: number;
   try {
     fd = openSync(path, OPEN_NO_FOLLOW);
@@ -74,7 +75,9 @@ export async function readMessageFile(path: string, maxMessageBytes: number, cou
       offset += bytesRead;
     }
     try {
-      const records = decodeRecords(buffer, count).map((record, i) => readRecord(record, count > 1 ? i : null, maxMessageBytes));
+      const records = decodeRecords(buffer, count, settled).map((record, i) =>
+        record === null ? null : readRecord(record, count > 1 ? i : null, maxMessageBytes),
+      );
       return { records, dev: info.dev, ino: info.ino, size: info.size };
     } catch (error) {
       if (error instanceof CorruptFileError && count > 1) error.envelope = buffer;

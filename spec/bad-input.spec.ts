@@ -27,6 +27,8 @@ describe('invalid options name the option and write nothing', () => {
     ['maxMessageBytes', { maxMessageBytes: 0 }],
     ['usePolling', { usePolling: 'yes' }],
     ['prefetch', { prefetch: 0 }],
+    ['claimBatch', { claimBatch: 129 }],
+    ['claimBatch', { claimBatch: 0 }],
     ['leaseMS', { leaseMS: 100 }], // a typo is refused, not ignored
   ];
   it.each(cases)('%s', async (name, options) => {

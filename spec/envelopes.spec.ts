@@ -8,24 +8,30 @@
  *   - nack of one message, the last attempt expiring, a corrupt envelope, close() with messages
  *     of an envelope not delivered yet, stats() and peek().
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openQueue, peek } from '../lib/index.js';
+import { fsck, openQueue, peek } from '../lib/index.js';
 import { cleanup, listFiles, runFixture, spoolPath, waitFor } from './helpers.js';
 import { checkSpoolFile, READY_NAME } from './validate-file.js';
 
 afterEach(cleanup);
 
-/** Every file of the group's ready/ (relative paths), with the ids of the messages it holds. */
-async function readyFiles(spool: string, group = 'default'): Promise<Array<{ file: string; ids: string[] }>> {
+/** Every file of the group's ready/ (relative paths), with the ids of the messages it holds and its inode. */
+async function readyFiles(spool: string, group = 'default'): Promise<Array<{ file: string; ids: string[]; ino: number }>> {
   const ready = join(spool, 'groups', group, 'ready');
   const files = [];
   for (const file of (await listFiles(ready)).sort()) {
-    files.push({ file, ids: checkSpoolFile(basename(file), await readFile(join(ready, file))).map((m) => m.id) });
+    const path = join(ready, file);
+    files.push({ file, ids: checkSpoolFile(basename(file), await readFile(path)).map((m) => m.id), ino: (await stat(path)).ino });
   }
   return files;
 }
+
+/** How many names each inode of `files` has, in order of first appearance. */
+const namesPerInode = (files: ReadonlyArray<{ ino: number }>): number[] => [
+  ...files.reduce((m, f) => m.set(f.ino, (m.get(f.ino) ?? 0) + 1), new Map<number, number>()).values(),
+];
 
 /** What is left of the group's messages: files in ready/, leased/ and dead/. */
 async function leftovers(spool: string, group = 'default'): Promise<string[]> {
@@ -54,14 +60,17 @@ async function drain<T>(q: {
 }
 
 describe('on disk', () => {
-  it('pushMany(300) is 3 files of 128, 128 and 44 messages, in push order; each delivered once, in order', async () => {
+  it('pushMany(300) is 3 files of 128, 128 and 44 messages, each claimable in parts of 32; each delivered once, in order', async () => {
     const spool = await spoolPath();
     const q = await openQueue<number>(spool, { durability: 'none' });
     const ids = await q.pushMany(Array.from({ length: 300 }, (_, i) => i));
     const files = await readyFiles(spool);
-    expect(files.map((f) => f.ids.length)).toEqual([128, 128, 44]);
+    // 3 inodes, of 4, 4 and 2 names: parts of up to 32 messages (claimBatch), each named after its first
+    expect(namesPerInode(files)).toEqual([4, 4, 2]);
+    expect(files.map((f) => f.ids.length)).toEqual([32, 32, 32, 32, 32, 32, 32, 32, 32, 12]);
     expect(files.flatMap((f) => f.ids)).toEqual(ids);
-    expect(files.map((f) => READY_NAME.exec(basename(f.file))?.[1])).toEqual([ids[0], ids[128], ids[256]]);
+    expect(files.map((f) => READY_NAME.exec(basename(f.file))?.[1])).toEqual(files.map((f) => f.ids[0]));
+    expect(files.map((f) => READY_NAME.exec(basename(f.file))?.[2])).toEqual([...Array(8).fill('80'), '2c', '2c']);
     expect(await q.stats()).toMatchObject({ ready: 300, leased: 0 });
     const got = await drain(q);
     expect(got.map((m) => m.data)).toEqual(ids.map((_, i) => i));
@@ -118,6 +127,24 @@ describe('on disk', () => {
     await q.close();
   });
 
+  it('claimBatch 128: an envelope is one name; claimBatch 1: a name per message, all of one inode', async () => {
+    const spool = await spoolPath();
+    const whole = await openQueue<number>(spool, { durability: 'none', claimBatch: 128 });
+    const ids = await whole.pushMany(Array.from({ length: 300 }, (_, i) => i));
+    let files = await readyFiles(spool);
+    expect(files.map((f) => f.ids.length)).toEqual([128, 128, 44]);
+    expect(files.map((f) => READY_NAME.exec(basename(f.file))?.[1])).toEqual([ids[0], ids[128], ids[256]]);
+    expect((await drain(whole)).map((m) => m.id)).toEqual(ids);
+    const single = await openQueue<number>(spool, { durability: 'none', claimBatch: 1 });
+    const more = await single.pushMany([0, 1, 2]);
+    files = await readyFiles(spool);
+    expect(namesPerInode(files)).toEqual([3]);
+    expect(files.map((f) => f.ids)).toEqual(more.map((id) => [id]));
+    expect((await drain(single)).map((m) => m.id)).toEqual(more);
+    expect(await leftovers(spool)).toEqual([]);
+    await Promise.all([whole.close(), single.close()]);
+  });
+
   it('with envelopes: false every message is a file of its own', async () => {
     const spool = await spoolPath();
     const q = await openQueue<number>(spool, { durability: 'none', envelopes: false });
@@ -137,6 +164,44 @@ describe('delivery', () => {
     await new Promise((r) => setTimeout(r, 600)); // a busy consumer re-reads its directory at most every 50-500 ms
     expect((await drain(q)).map((m) => m.data)).toEqual(['urgent', 'low-1', 'low-2', 'low-3']);
     await q.close();
+  });
+
+  it('consumers share an envelope: while one holds a part of it, the next consumer gets the next part', async () => {
+    const spool = await spoolPath();
+    const consumers = await Promise.all([1, 2, 3, 4, 5].map(() => openQueue<number>(spool, { durability: 'none' })));
+    const producer = await openQueue<number>(spool, { durability: 'none', group: null });
+    const ids = await producer.pushMany(Array.from({ length: 128 }, (_, i) => i));
+    const first = [];
+    for (const c of consumers) first.push(await c.pop({ timeoutMs: 0 }));
+    // one part of 32 each; the fifth finds every part held
+    expect(first.map((m) => m?.data ?? null)).toEqual([0, 32, 64, 96, null]);
+    expect(await consumers[0]?.stats()).toMatchObject({ ready: 0, leased: 128 });
+    for (const [i, c] of consumers.slice(0, 4).entries()) {
+      await first[i]?.ack();
+      expect((await drain(c)).map((m) => m.data)).toEqual(Array.from({ length: 31 }, (_, j) => 32 * i + j + 1));
+    }
+    expect(await leftovers(spool)).toEqual([]);
+    expect(ids).toHaveLength(128);
+    await Promise.all([producer, ...consumers].map((q) => q.close()));
+  });
+
+  it('a consumer that stops part-way through its part: the reaper returns the rest of that part only', async () => {
+    const spool = await spoolPath();
+    const stalled = await openQueue<number>(spool, { durability: 'none', leaseMs: 300 });
+    const producer = await openQueue<number>(spool, { durability: 'none', group: null });
+    const ids = await producer.pushMany(Array.from({ length: 64 }, (_, i) => i));
+    for (let i = 0; i < 5; i++) await (await stalled.pop({ timeoutMs: 0 }))?.ack();
+    expect((await stalled.pop({ timeoutMs: 0 }))?.data).toBe(5); // delivered, never settled
+    const other = await openQueue<number>(spool, { durability: 'none' });
+    const got = [];
+    for (let m = await other.pop({ timeoutMs: 2_000 }); m; m = await other.pop({ timeoutMs: 500 })) {
+      got.push({ id: m.id, attempts: m.attempts });
+      await m.ack();
+    }
+    // the other part at once, then, once the stalled lease expired, what the stalled one had not acked, again
+    expect(got).toEqual([...ids.slice(32).map((id) => ({ id, attempts: 1 })), ...ids.slice(5, 32).map((id) => ({ id, attempts: 2 }))]);
+    expect(await leftovers(spool)).toEqual([]);
+    await Promise.all([producer.close(), stalled.close(), other.close()]);
   });
 
   it('stats() and peek() count and show the messages an envelope still holds', async () => {
@@ -160,6 +225,22 @@ describe('delivery', () => {
     ]);
     expect(await again.purge()).toBe(0);
     await again.close();
+  });
+
+  it('an envelope in parts: stats(), peek(), fsck() and purge() count each message once', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none' });
+    await q.pushMany(Array.from({ length: 100 }, (_, i) => i));
+    expect(await q.stats()).toMatchObject({ ready: 100, leased: 0 });
+    expect((await peek(spool, { limit: 1000 })).map((p) => p.data)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    const m = await q.pop({ timeoutMs: 0 });
+    await m?.ack();
+    expect(await q.stats()).toMatchObject({ ready: 68, leased: 31 });
+    const report = await fsck(spool);
+    expect(report).toMatchObject({ ready: 68, leased: 31, problems: [] });
+    expect(report.checked).toBe(4); // the 4 names of the one file, each read whole
+    expect(await q.purge()).toBe(68);
+    await q.close();
   });
 
   it('nack of one message: it comes back alone with attempts 2; the rest of the envelope is not touched', async () => {

@@ -21,8 +21,9 @@ import { crc32 } from 'node:zlib';
 
 /**
  * A file in groups/<g>/ready/<bucket>/: <P>-<visibleAt:12 hex>-<id:24 hex>-<attempt:4 hex>, then
- * for an envelope =<count:2 hex>-<settled:32 hex>. Group 1 is the id (an envelope's first record's),
- * 2 and 3 the envelope's count and settled bitmap.
+ * for an envelope =<count:2 hex>-<settled:32 hex>. Group 1 is the id (an envelope's first record's,
+ * or for one part of an envelope, named apart, its first record's: the records before it are
+ * settled in its name), 2 and 3 the envelope's count and settled bitmap.
  */
 export const READY_NAME = /^[0-9]-[0-9a-f]{12}-([0-9a-f]{24})-[0-9a-f]{4}(?:=([0-9a-f]{2})-([0-9a-f]{32}))?$/;
 /** A bucket directory in groups/<g>/ready/: <P>-<bucket:10 hex>. */
@@ -52,19 +53,22 @@ export function checkSpoolFile(readyName: string, file: Buffer): MessageFile[] {
   const settled = BigInt(`0x${name[3]}`);
   if (count < 2 || count > 128) throw new Error(`an envelope of ${count} records`);
   const held: MessageFile[] = [];
+  const ids: string[] = [];
   let offset = 0;
   for (let i = 0; i < count; i++) {
     if (file.length - offset < 20) throw new Error(`record ${i}: ${file.length - offset} bytes, shorter than a header`);
     const length = 20 + file.readUInt32LE(offset + 8) + file.readUInt32LE(offset + 12);
     const bytes = file.subarray(offset, offset + length);
-    const record = wrap(i, () => {
-      const id = i === 0 ? (name[1] as string) : String(JSON.parse(bytes.toString('utf8', 20, 20 + bytes.readUInt32LE(8))).id);
-      return checkRecord(id, bytes);
-    });
+    const record = wrap(i, () => checkRecord(String(JSON.parse(bytes.toString('utf8', 20, 20 + bytes.readUInt32LE(8))).id), bytes));
+    ids.push(record.id);
     if (((settled >> BigInt(i)) & 1n) === 0n) held.push(record);
     offset += length;
   }
   if (offset !== file.length) throw new Error(`${file.length - offset} bytes after the ${count} records of the envelope`);
+  const named = ids.indexOf(name[1] as string);
+  if (named === -1) throw new Error(`the name's id ${name[1]} is the id of none of its records`);
+  const before = (1n << BigInt(named)) - 1n;
+  if ((settled & before) !== before) throw new Error(`the name's id is record ${named}'s, but a record before it is not settled`);
   return held;
 }
 
