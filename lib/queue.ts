@@ -97,7 +97,7 @@ export class Queue<T = unknown, In = T> {
     this.#ringer = new DoorbellRinger(spool.modes);
     this.#commit = new GroupCommit(options.durability === 'fsync', async (doorbell) => {
       if (doorbell === this.#own?.group.doorbell) this.#own.receiver.wake(); // this process first, without a syscall
-      await this.#ringer.ring(doorbell);
+      this.#ringer.ring(doorbell);
     });
     this.#publisher = new Publisher(spool, options, this.#commit, new IdGenerator());
   }
@@ -378,6 +378,7 @@ export class Queue<T = unknown, In = T> {
       await Promise.all([...this.#subscriptions].map((s) => s.close()));
       await Promise.all([...this.#consumers].map((c) => c.close()));
       await Promise.allSettled([...this.#inFlight]);
+      this.#ringer.flush();
       await this.#own?.receiver.close();
     })();
     return this.#closing;

@@ -1,9 +1,12 @@
 import { EventEmitter } from 'node:events';
+import { readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DoorbellRinger } from '../lib/doorbell.js';
+import { PRIVATE_MODES } from '../lib/durable-fs.js';
 import { openQueue, SpoolqError } from '../lib/index.js';
-import { cleanup, spoolPath } from './helpers.js';
+import { cleanup, spoolPath, tempDir } from './helpers.js';
 
 afterEach(cleanup);
 
@@ -351,5 +354,34 @@ describe('stats, purge, close', () => {
     const again = await openQueue(q.dir, { durability: 'none' });
     expect((await again.stats()).leased).toBe(0);
     await again.close();
+  });
+});
+
+describe('doorbell rings', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('a ring within 1 ms of the last is folded into one at the end of that ms; flush() rings at once', async () => {
+    const dir = await tempDir('spoolq-ring-');
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const ringer = new DoorbellRinger(PRIVATE_MODES);
+    /** How many times the doorbell was rung: its file is named <owner>-<rings - 1, base 36>. */
+    const rings = () => readdirSync(dir).map((n) => Number.parseInt(n.split('-').at(-1) as string, 36) + 1);
+    ringer.ring(dir);
+    expect(rings()).toEqual([1]);
+    vi.advanceTimersByTime(0.5);
+    for (let i = 0; i < 9; i++) ringer.ring(dir);
+    expect(rings(), 'within the ms: not now').toEqual([1]);
+    vi.advanceTimersByTime(1);
+    expect(rings(), 'the 9, as one ring at the end of the ms').toEqual([2]);
+    vi.advanceTimersByTime(5);
+    ringer.ring(dir); // long after the last: at once
+    expect(rings()).toEqual([3]);
+    ringer.ring(dir);
+    ringer.flush();
+    expect(rings(), 'flush rings what waits').toEqual([4]);
+    vi.advanceTimersByTime(5);
+    expect(rings(), 'and leaves nothing pending').toEqual([4]);
   });
 });
