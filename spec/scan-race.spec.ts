@@ -2,36 +2,62 @@
  * A scan racing a producer at a bucket boundary (strict FIFO per producer). The fs wrapper
  * plays the producer at the worst moment: after the scan listed the older bucket, and before
  * it lists the newer one, message 1 is linked into the older bucket and message 2 into the
- * newer one. The scan must not return message 2 without message 1. Both ways of listing a
- * bucket are run: one readdir() (small buckets on ext4 and the like) and streaming with
- * opendir() (large buckets, and file systems whose directory sizes are not bytes).
+ * newer one. The scan must not return message 2 without message 1. The three ways of listing
+ * a bucket are run: readdirSync() (small buckets on ext4 and the like), one readdir() (larger
+ * ones) and streaming with opendir() (large buckets, and file systems whose directory sizes
+ * are not bytes).
  */
-import * as fsp from 'node:fs/promises';
+import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { formatBucket, formatReady } from '../lib/names.js';
 import { cleanup, tempDir } from './helpers.js';
 
-/** Runs before a directory is listed; `stream` makes statfs report a file system of unknown type. */
-const hook: { beforeListing?: (dir: string) => Promise<void>; stream: boolean; listedBy: Set<string> } = {
-  stream: false,
+type Way = 'readdirSync' | 'readdir' | 'opendir';
+
+/**
+ * Runs (synchronously) before a directory is listed. `way` is the listing the sizes and the
+ * file system type reported make the scan take for a bucket: statfs reports a file system of
+ * unknown type for 'opendir', statSync a 1 MiB bucket for 'readdir'.
+ */
+const hook: { beforeListing?: (dir: string) => void; way: Way; listedBy: Set<Way> } = {
+  way: 'readdirSync',
   listedBy: new Set(),
 };
+const isBucket = (dir: string) => /\/[0-9]-[0-9a-f]{10}$/.test(dir);
+
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs')>();
+  return {
+    ...real,
+    readdirSync: (dir: string, options?: never) => {
+      if (isBucket(dir)) hook.listedBy.add('readdirSync');
+      hook.beforeListing?.(dir);
+      return real.readdirSync(dir, options);
+    },
+    statSync: (path: string, options?: never) => {
+      const info = real.statSync(path, options);
+      if (hook.way === 'readdir' && isBucket(path)) Object.defineProperty(info, 'size', { value: 1024 * 1024 });
+      return info;
+    },
+  };
+});
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
   return {
     ...real,
     opendir: async (dir: string, options?: object) => {
-      hook.listedBy.add('opendir');
-      await hook.beforeListing?.(dir);
+      if (isBucket(dir)) hook.listedBy.add('opendir');
+      hook.beforeListing?.(dir);
       return real.opendir(dir, options);
     },
     readdir: async (dir: string, options?: never) => {
-      await hook.beforeListing?.(dir);
+      if (isBucket(dir)) hook.listedBy.add('readdir');
+      hook.beforeListing?.(dir);
       return real.readdir(dir, options);
     },
-    statfs: async (path: string) => ({ ...(await real.statfs(path)), ...(hook.stream ? { type: 0 } : {}) }),
+    statfs: async (path: string) => ({ ...(await real.statfs(path)), ...(hook.way === 'opendir' ? { type: 0 } : {}) }),
   };
 });
 
@@ -41,16 +67,13 @@ afterEach(async () => {
   await cleanup();
 });
 
-describe.each([
-  ['read whole', false],
-  ['streamed', true],
-])('buckets %s', (_, stream) => {
+describe.each(['readdirSync', 'readdir', 'opendir'] as const)('buckets listed by %s', (way) => {
   beforeEach(() => {
-    hook.stream = stream;
+    hook.way = way;
   });
   afterEach(() => {
     // the way under test was the one taken
-    expect(hook.listedBy.has('opendir')).toBe(stream);
+    expect([...hook.listedBy]).toEqual([way]);
   });
 
   /**
@@ -67,23 +90,22 @@ describe.each([
     const ready = await tempDir();
     const olderDir = join(ready, formatBucket(4, older, bucketMs));
     const newerDir = join(ready, formatBucket(4, now, bucketMs));
-    if (olderExists) await fsp.mkdir(olderDir);
-    await fsp.mkdir(newerDir);
+    if (olderExists) fs.mkdirSync(olderDir);
+    fs.mkdirSync(newerDir);
     const m1 = formatReady({ priority: 4, visibleAt: older + bucketMs - 1, id: `${producer}000000000001`, attempt: 1 });
     const m2 = formatReady({ priority: 4, visibleAt: now, id: `${producer}000000000002`, attempt: 1 });
     let linked = false;
-    hook.beforeListing = async (dir) => {
+    hook.beforeListing = (dir) => {
       if (dir === newerDir && !linked) {
         linked = true;
-        if (!olderExists) await fsp.mkdir(olderDir);
-        await fsp.writeFile(join(olderDir, m1), 'm1');
-        await fsp.writeFile(join(newerDir, m2), 'm2');
+        if (!olderExists) fs.mkdirSync(olderDir);
+        fs.writeFileSync(join(olderDir, m1), 'm1');
+        fs.writeFileSync(join(newerDir, m2), 'm2');
       }
     };
     const scan = await scanReady(ready, bucketMs, 100, now);
     return { linked, names: scan.entries.map((e) => e.name), m1, m2 };
   }
-
   it('a scan never returns a later message of a producer without the earlier one across buckets', async () => {
     const { linked, names, m1, m2 } = await raceAtBoundary('ab'.repeat(6), true);
     expect(linked).toBe(true);
