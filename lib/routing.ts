@@ -13,9 +13,10 @@
  * it was last listed, and that mtime was SETTLED_MS older than the listing: every change of the
  * routes changes an entry of groups/ (a group renamed in or out, the marker renamed), which
  * sets its mtime to the time of the change. Timestamps can be coarse (a clock tick, 1–4 ms;
- * Linux 6.13 and later give a fine one to a change that follows a stat, as here, so two changes
- * around our stat never share an mtime, and the margin is not exercised by the specs), so an
- * mtime older than the listing by more than a tick cannot be the mtime of a later change.
+ * Linux 6.13 and later give a fine one to a change that follows a stat, as here), so an mtime
+ * older than the listing by more than a tick cannot be the mtime of a later change. Some file
+ * systems keep coarser times (ext4 with 128-byte inodes and HFS+: 1 s, FAT: 2 s, exFAT: 10 ms):
+ * an mtime that is a whole multiple of 10 ms is taken for one of those, and the listing is made.
  * One stat instead of an open, two reads and a close on every publish.
  *
  * A message with a topic goes to every group with a matching pattern; a message without one
@@ -91,7 +92,8 @@ export async function readRoutes(spool: Spool): Promise<Route[]> {
   // Synchronous: a stat, or a listing of a few names, made on every publish (see durable-fs.ts).
   const mtimeNs = statSync(spool.groups, { bigint: true }).mtimeNs;
   if (fresh && cached.settledMtimeNs === mtimeNs) return cached.routes;
-  const settledMtimeNs = BigInt(Date.now()) * 1_000_000n - mtimeNs > BigInt(SETTLED_MS) * 1_000_000n ? mtimeNs : null;
+  const settled = mtimeNs % 10_000_000n !== 0n && BigInt(Date.now()) * 1_000_000n - mtimeNs > BigInt(SETTLED_MS) * 1_000_000n;
+  const settledMtimeNs = settled ? mtimeNs : null;
   const entries = readdirSync(spool.groups).sort();
   const listing = entries.join('/');
   if (fresh && cached.listing === listing) {

@@ -1,0 +1,52 @@
+/**
+ * The routing cache on a file system with coarse timestamps (found in review). A publish skips
+ * the listing of groups/ while the directory's mtime is unchanged (lib/routing.ts); where mtimes
+ * are whole seconds (ext4 with 128-byte inodes, HFS+; FAT: 2 s), a group created in the same
+ * second as the last listing leaves the mtime as it was. The fs wrapper reports every mtime of
+ * a bigint stat rounded down to the second, as such a file system would: a group created (by
+ * another process) before a push is called must still get that push.
+ */
+import { execFile } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { afterEach, expect, it, vi } from 'vitest';
+import { openQueue } from '../lib/index.js';
+import { cleanup, spoolPath } from './helpers.js';
+
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs')>();
+  const statSync = ((path: string, options?: { bigint?: boolean }) => {
+    const info = real.statSync(path, options as never);
+    if (options?.bigint && info) {
+      const whole = (info as unknown as import('node:fs').BigIntStats).mtimeNs;
+      Object.defineProperty(info, 'mtimeNs', { value: whole - (whole % 1_000_000_000n) });
+    }
+    return info;
+  }) as typeof real.statSync;
+  return { ...real, default: { ...real, statSync }, statSync };
+});
+
+afterEach(cleanup);
+
+/** Opens (so creates) group `group` in another process, as a consumer starting elsewhere would. */
+async function createGroupElsewhere(spool: string, group: string): Promise<void> {
+  const dist = new URL('../dist/index.js', import.meta.url).href;
+  const code = `const { openQueue } = await import(${JSON.stringify(dist)}); await (await openQueue(process.argv[1], { group: ${JSON.stringify(group)} })).close();`;
+  await promisify(execFile)(process.execPath, ['--input-type=module', '-e', code, spool]);
+}
+
+it('a group created in the same second as the last routing read gets the next push (5 rounds)', async () => {
+  for (let round = 0; round < 5; round++) {
+    const spool = await spoolPath();
+    const producer = await openQueue(spool, { durability: 'none', group: null });
+    await sleep(1_000 - (Date.now() % 1_000) + 50); // early in a second: the rest of the round fits in it
+    await createGroupElsewhere(spool, 'early'); // groups/ changes in this second
+    await producer.push('before'); // lists groups/: its mtime, rounded, is this second's
+    await createGroupElsewhere(spool, 'late'); // changes it again, in the same second
+    await producer.push('after');
+    const [early, late] = await Promise.all(['early', 'late'].map((group) => openQueue(spool, { durability: 'none', group })));
+    expect(await early?.stats()).toMatchObject({ ready: 2 });
+    expect(await late?.stats(), `round ${round}`).toMatchObject({ ready: 1 });
+    await Promise.all([producer, early, late].map((q) => q?.close()));
+  }
+});
