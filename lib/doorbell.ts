@@ -33,6 +33,15 @@ import { isErrno } from './errors.js';
  */
 export const RING_INTERVAL_MS = 1;
 
+/**
+ * Ringers with a folded ring pending, rung when the process exits (process.exit(), an uncaught
+ * exception): a push resolved must not leave its ring undone. A process killed by a signal
+ * loses at most its last millisecond of rings; consumers find those messages by their
+ * reconciliation scan (`reconcileMs`).
+ */
+const pendingAtExit = new Set<DoorbellRinger>();
+let exitHook = false;
+
 /** Rings doorbells: one file per producer handle and group, renamed per ring. */
 export class DoorbellRinger {
   constructor(private readonly modes: Modes) {}
@@ -56,9 +65,17 @@ export class DoorbellRinger {
     } else if (!this.#pending.has(dir)) {
       const timer = setTimeout(() => {
         this.#pending.delete(dir);
+        if (this.#pending.size === 0) pendingAtExit.delete(this);
         this.#ringNow(dir);
       }, RING_INTERVAL_MS - since);
       this.#pending.set(dir, timer);
+      pendingAtExit.add(this);
+      if (!exitHook) {
+        exitHook = true;
+        process.once('exit', () => {
+          for (const ringer of pendingAtExit) ringer.flush();
+        });
+      }
     }
   }
 
@@ -69,6 +86,7 @@ export class DoorbellRinger {
       this.#ringNow(dir);
     }
     this.#pending.clear();
+    pendingAtExit.delete(this);
   }
 
   /**

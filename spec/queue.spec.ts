@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DoorbellRinger } from '../lib/doorbell.js';
 import { PRIVATE_MODES } from '../lib/durable-fs.js';
@@ -358,6 +360,20 @@ describe('stats, purge, close', () => {
 });
 
 describe('doorbell rings', () => {
+  it('a folded ring still goes when the process calls process.exit() right after its pushes resolved', async () => {
+    const spool = await spoolPath();
+    const consumer = await openQueue(spool, { durability: 'none' });
+    const dist = new URL('../dist/index.js', import.meta.url).href;
+    const code = `const { openQueue } = await import(${JSON.stringify(dist)});
+      const q = await openQueue(process.argv[1], { durability: 'none', group: null });
+      await q.push(1); await q.push(2); // the second ring is folded: due at the end of the ms
+      process.exit(0);`;
+    await promisify(execFile)(process.execPath, ['--input-type=module', '-e', code, spool]);
+    // Its doorbell file is named <owner>-<rings - 1, base 36>: both commits rang.
+    expect(readdirSync(join(spool, 'groups/default/doorbell')).map((n) => n.split('-').at(-1))).toEqual(['1']);
+    await consumer.close();
+  });
+
   afterEach(() => {
     vi.useRealTimers();
   });
