@@ -38,7 +38,7 @@ import { parseLockEntry } from './lock-state.js';
 import { CorruptFileError } from './message-file.js';
 import { allRecords, parseBucket, parseLeased, parseReady, type ReadyName, unsettled } from './names.js';
 import { checkInteger, DEFAULTS, GROUP_NAME, invalid, MAX_MESSAGE_BYTES_LIMIT } from './options.js';
-import { readMessageFile, TooLargeFileError } from './read-message.js';
+import { type ReadRecord, readMessageFile, TooLargeFileError } from './read-message.js';
 import { listBuckets } from './ready-index.js';
 import { TMP_MAX_AGE_MS } from './recovery.js';
 import { parsePattern } from './topics.js';
@@ -552,16 +552,18 @@ class Checker {
     this.#done++;
     this.#settings.onProgress?.(this.#done, Math.max(this.#total, this.#done));
     try {
-      const { records } = await readMessageFile(file, this.#settings.maxMessageBytes, name.count);
+      const { records } = await this.#read(file, name);
       this.#report.checked++;
       // The name carries the id of its first message: record 0, or for a part of an envelope
       // (publisher.ts #names) its first record, whose bits before it are set.
       const ids = records.map((r) => r?.attributes.id);
       const at = ids.indexOf(name.id);
-      if (at === -1 || (name.settled & allRecords(at)) !== allRecords(at)) {
+      // Not found is bad unless that record was not read (damage in another part: see #read).
+      const unread = records.includes(null);
+      if (at === -1 ? !unread : (name.settled & allRecords(at)) !== allRecords(at)) {
         return { kind: 'corrupt', reason: `the ids in the file (${JSON.stringify(ids[0])}…) do not match the id in its name (${name.id})` };
       }
-      if (records.some((r) => typeof r?.attributes.enqueuedAt !== 'number')) {
+      if (records.some((r) => r !== null && typeof r.attributes.enqueuedAt !== 'number')) {
         return { kind: 'corrupt', reason: 'the attributes have no enqueuedAt time' };
       }
       return 'ok';
@@ -570,6 +572,20 @@ class Checker {
       if (!(error instanceof CorruptFileError)) throw error;
       this.#report.checked++;
       return { kind: error instanceof TooLargeFileError ? 'too-large' : 'corrupt', reason: error.message };
+    }
+  }
+
+  /**
+   * The records of a message file or envelope, all of them. A part of an envelope (its name has
+   * the other parts' records settled) is bad only if a record it holds is: damage elsewhere in
+   * the file is the concern of the part that holds it, and a consumer delivers the others.
+   */
+  async #read(file: string, name: ReadyName): Promise<{ records: Array<ReadRecord | null> }> {
+    try {
+      return await readMessageFile(file, this.#settings.maxMessageBytes, name.count);
+    } catch (error) {
+      if (!(error instanceof CorruptFileError) || name.count === 1 || name.settled === 0n) throw error;
+      return readMessageFile(file, this.#settings.maxMessageBytes, name.count, name.settled);
     }
   }
 

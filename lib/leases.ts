@@ -410,10 +410,10 @@ export class Leases {
       bad.push({ bytes: part.bytes, name, why: { code: code(failure), reason: `envelope: ${reason}` } });
     }
     const last = parts.records.length - 1;
-    // What follows the last record delimited is this name's to report only if a record there
-    // (or the last one, for bytes after them all) is not settled in it: each part of an
-    // envelope (publisher.ts #names) reports its own.
-    const ours = (ready.settled | allRecords(Math.min(last + 1, ready.count - 1))) !== allRecords(ready.count);
+    // What follows the last record delimited is reported by the name that holds the first record
+    // it cut off (or the last record, for bytes after them all): one part of an envelope
+    // (publisher.ts #names), not each part with records after it.
+    const ours = (ready.settled & recordBit(Math.min(last + 1, ready.count - 1))) === 0n;
     if (!ours) {
       // another part's
     } else if (parts.rest !== null) {

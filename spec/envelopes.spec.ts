@@ -8,7 +8,7 @@
  *   - nack of one message, the last attempt expiring, a corrupt envelope, close() with messages
  *     of an envelope not delivered yet, stats() and peek().
  */
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fsck, openQueue, peek } from '../lib/index.js';
@@ -379,6 +379,43 @@ describe('delivery', () => {
 });
 
 describe('found in review', () => {
+  /** A pushMany(128): one file of 128 records under 4 part names; its paths and each record's offset. */
+  async function fourParts(spool: string) {
+    const q = await openQueue<number>(spool, { durability: 'none' });
+    await q.pushMany(Array.from({ length: 128 }, (_, i) => i));
+    const files = await readyFiles(spool);
+    expect(namesPerInode(files)).toEqual([4]);
+    const paths = files.map((f) => join(spool, 'groups/default/ready', f.file));
+    const bytes = await readFile(paths[0] as string);
+    const offsets: number[] = [];
+    for (let o = 0; o < bytes.length; o += 20 + bytes.readUInt32LE(o + 8) + bytes.readUInt32LE(o + 12)) offsets.push(o);
+    return { q, paths, bytes, offsets };
+  }
+
+  it('an envelope in 4 parts cut inside record 70: records 0-69 are delivered, the tail is one dead letter', async () => {
+    const spool = await spoolPath();
+    const { q, paths, offsets } = await fourParts(spool);
+    await truncate(paths[0] as string, (offsets[70] as number) + 10); // one inode: every part sees it
+    expect((await drain(q)).map((m) => m.data)).toEqual(Array.from({ length: 70 }, (_, i) => i));
+    const dead = await q.deadLetters();
+    expect(dead.map((d) => d.code)).toEqual(['corrupt']);
+    expect(dead[0]?.reason).toMatch(/bytes after record 69/);
+    await q.close();
+  });
+
+  it('fsck of an envelope in 4 parts with a bit flipped in record 100: only the part that holds it is reported', async () => {
+    const spool = await spoolPath();
+    const { q, paths, bytes, offsets } = await fourParts(spool);
+    const at = (offsets[101] as number) - 2; // the payload of record 100
+    bytes.writeUInt8((bytes.readUInt8(at) as number) ^ 0x40, at);
+    await writeFile(paths[0] as string, bytes);
+    const report = await fsck(spool, { repair: true });
+    expect(report.problems.map((p) => [p.kind, basename(p.path)])).toEqual([['corrupt', basename(paths[3] as string)]]);
+    expect(report.ready).toBe(96);
+    expect((await drain(q)).map((m) => m.data)).toEqual(Array.from({ length: 96 }, (_, i) => i));
+    await q.close();
+  });
+
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   it('a nack after the lease was lost and the envelope split into dead letters keeps every dead letter', async () => {
