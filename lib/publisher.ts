@@ -100,7 +100,7 @@ interface Outgoing {
   file: Buffer;
   tmp: string;
   bucket: string;
-  /** Its names in each group: one, or one per part of an envelope (see #envelopes). */
+  /** Its names in each group: one, or one per part of an envelope (see #names). */
   names: string[];
 }
 
@@ -284,52 +284,38 @@ export class Publisher {
       // File by file, in push order: a consumer never sees a producer's later message without
       // the earlier ones (strict FIFO per producer). Writes and syncs above stay concurrent.
       for (const { p, groups } of routed) {
-        // Every group gets every name of the file (its parts, see #envelopes). All are hard links
+        // Every group gets every name of the file (its parts, see #names). All are hard links
         // but the last name of the last group, which takes the tmp file itself by rename: one
         // inode. Groups go at once (order matters only within a group); a group's names go in
         // order, so its consumers see a file's parts in push order too.
         const lastGroup = groups.length - 1;
+        // Each name is recorded as soon as it is placed, so that a failure after it undoes it.
+        const record = (group: GroupPaths, name: string, placed: Placed) => {
+          if (placed === 'gone') return; // the group was deleted meanwhile
+          const dir = join(group.ready, p.bucket);
+          visible.push(join(dir, name));
+          touched.add(dir);
+          doorbells.add(group.doorbell);
+          // A bucket made just now (by us or by another process that may not have synced yet):
+          // its entry in ready/ must be durable too. A failure here is a durability failure of
+          // the commit, like any other directory fsync.
+          if (placed === 'new-bucket') touched.add(group.ready);
+        };
         const outcomes = await Promise.allSettled(
           groups.map(async (group, g) => {
-            const placed: Array<{ name: string; outcome: Placed }> = [];
             for (const [n, name] of (g === lastGroup ? p.names.slice(0, -1) : p.names).entries()) {
-              placed.push({ name, outcome: await this.#link(p, group, name, `${g}.${n}`, copies, sync) });
+              record(group, name, await this.#link(p, group, name, `${g}.${n}`, copies, sync));
             }
-            return placed;
           }),
         );
-        let failure: unknown = null;
-        const last = outcomes[lastGroup];
-        if (last?.status === 'fulfilled' && outcomes.every((o) => o.status === 'fulfilled')) {
-          // Every link is made: the tmp file itself may go.
-          const name = p.names.at(-1) as string;
-          try {
-            const outcome = await this.#placeInto(p.tmp, p.bucket, name, groups[lastGroup] as GroupPaths, true);
-            last.value.push({ name, outcome });
-            if (outcome === 'gone') await unlink(p.tmp).catch(() => {}); // its last group was deleted meanwhile: not renamed anywhere
-          } catch (error) {
-            failure = error;
-          }
-        }
-        for (const [g, outcome] of outcomes.entries()) {
-          if (outcome.status === 'rejected') {
-            failure ??= outcome.reason;
-            continue;
-          }
-          const group = groups[g] as GroupPaths;
-          const dir = join(group.ready, p.bucket);
-          for (const { name, outcome: placed } of outcome.value) {
-            if (placed === 'gone') continue; // the group was deleted meanwhile
-            visible.push(join(dir, name));
-            touched.add(dir);
-            doorbells.add(group.doorbell);
-            // A bucket made just now (by us or by another process that may not have synced yet):
-            // its entry in ready/ must be durable too. A failure here is a durability failure of
-            // the commit, like any other directory fsync.
-            if (placed === 'new-bucket') touched.add(group.ready);
-          }
-        }
-        if (failure !== null) throw failure;
+        const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+        if (failed) throw failed.reason;
+        // Every link is made: the tmp file itself may go.
+        const name = p.names.at(-1) as string;
+        const last = groups[lastGroup] as GroupPaths;
+        const placed = await this.#placeInto(p.tmp, p.bucket, name, last, true);
+        record(last, name, placed);
+        if (placed === 'gone') await unlink(p.tmp).catch(() => {}); // its last group was deleted meanwhile: not renamed anywhere
       }
     } catch (error) {
       // Undo what became visible. A name already claimed by a consumer is gone (ENOENT):

@@ -213,6 +213,33 @@ function bucketCandidates(spool: string, ms: number): string[] {
 // ---------------------------------------------------------------------------------------------
 
 describe.skipIf(!hasStrace)('EIO injected with strace', () => {
+  it('EIO on the link of the second part of an envelope: the pushMany rejects, the first part is taken back, the next works', async () => {
+    const spool = await existingSpool();
+    const { results, calls } = await traced(
+      spool,
+      ['-e', 'trace=link,linkat,rename,renameat,renameat2,unlink,unlinkat', '-e', 'inject=link,linkat:error=EIO:when=2'],
+      ['open', 'push', 'pushMany100', 'pushMany100', 'close'], // the push makes the bucket: no link fails for want of it
+    );
+    const [open, push, failed, next] = results;
+    expect(open?.ok, 'open').toBe(true);
+    expect(push?.ok, 'push').toBe(true);
+    expect(failed?.ok, 'the pushMany whose second link failed').toBe(false);
+    expect(failed?.error?.code).toBe('EPUBLISH');
+    expect(failed?.error?.cause?.code).toBe('EIO');
+    expect(next?.ok, `the pushMany after the fault: ${JSON.stringify(next?.error)}`).toBe(true);
+    // The first part was linked in, then unlinked again: nothing of the failed pushMany is visible.
+    const firstLink = calls.find((c) => /^link/.test(c.name) && ok(c)) as Call;
+    expect(firstLink, 'the first part was linked').toBeDefined();
+    const firstName = strings(firstLink)[1] as string;
+    expect(
+      calls.some((c) => /^unlink/.test(c.name) && strings(c).includes(firstName) && ok(c)),
+      `${firstName} taken back`,
+    ).toBe(true);
+    const visible = await visibleMessages(spool);
+    expect([...visible.keys()].sort()).toEqual([push?.id, ...(next?.ids ?? [])].sort());
+    expect(await tmpFiles(spool)).toEqual([]);
+  });
+
   it("EIO on the message file's fdatasync: the push rejects with EPUBLISH, nothing is visible, the next push works", async () => {
     const spool = await existingSpool();
     // The fixture opens an existing spool (no fdatasync), so the 2nd fdatasync is the 2nd push's.
