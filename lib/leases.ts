@@ -414,12 +414,10 @@ export class Leases {
     // it cut off (or the last record, for bytes after them all): one part of an envelope
     // (publisher.ts #names), not each part with records after it.
     const ours = (ready.settled & recordBit(Math.min(last + 1, ready.count - 1))) === 0n;
-    if (!ours) {
-      // another part's
-    } else if (parts.rest !== null) {
+    if (ours && parts.rest !== null) {
       const reason = `envelope: ${parts.rest.length} bytes after record ${last} are not a record (${error.message})`;
       bad.push({ bytes: parts.rest, name: `${readyName}.rest`, why: { code: 'corrupt', reason } });
-    } else if (parts.records.length < ready.count) {
+    } else if (ours && parts.records.length < ready.count) {
       // Cut at a record boundary: what is missing has no bytes left, but is not dropped silently.
       const reason = `envelope: records ${last + 1} to ${ready.count - 1} are missing (the file ends after record ${last})`;
       bad.push({ bytes: Buffer.alloc(0), name: `${readyName}.rest`, why: { code: 'corrupt', reason } });
