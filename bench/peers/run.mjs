@@ -293,6 +293,7 @@ async function drainIn(dir, system, cls, consumers, count) {
       split: done.map((d) => d.count),
       cpuMs: done.reduce((s, d) => s + d.cpuMs, 0),
       maxRssKb: Math.max(...done.map((d) => d.maxRssKb)),
+      busyRetries: done.reduce((s, d) => s + (d.busyRetries ?? 0), 0), // plainjob's SQLITE_BUSY, retried (drain-child.mjs)
     };
   } finally {
     await closeProducer();
