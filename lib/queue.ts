@@ -95,7 +95,7 @@ export class Queue<T = unknown, In = T> {
     this.#options = options;
     this.#own = own && { group: own.group, receiver: new Receiver<T>(own.group, options, own.leases, spool) };
     this.#ringer = new DoorbellRinger(spool.modes);
-    this.#commit = new GroupCommit(options.durability === 'fsync', async (doorbell) => {
+    this.#commit = new GroupCommit(options.durability === 'fsync', (doorbell) => {
       if (doorbell === this.#own?.group.doorbell) this.#own.receiver.wake(); // this process first, without a syscall
       this.#ringer.ring(doorbell);
     });

@@ -74,7 +74,7 @@ describe('purge', () => {
 
   it('a bucket removed before its commit fsync is not a durability failure', async () => {
     const { GroupCommit } = await import('../lib/group-commit.js');
-    const commit = new GroupCommit(true, async () => {});
+    const commit = new GroupCommit(true, () => {});
     await commit.commit({ dirs: [join(await spoolPath(), 'gone')], doorbells: [] });
     expect(commit.failure).toBeNull();
   });
