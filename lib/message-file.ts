@@ -67,21 +67,19 @@ export interface OutgoingRecord {
 }
 
 /** The size of a record on disk. */
-export const recordSize = (r: OutgoingRecord): number => HEADER_BYTES + r.attrsBytes + r.payload.length;
+const recordSize = (r: OutgoingRecord): number => HEADER_BYTES + r.attrsBytes + r.payload.length;
 
-export function encodeFile(codec: CodecName, attributes: MessageAttributes, payload: Buffer): Buffer {
-  const attrs = JSON.stringify(attributes);
-  return encodeRecords([{ codec, attrs, attrsBytes: Buffer.byteLength(attrs), payload }]);
-}
-
-/** A message file (one record) or an envelope (several), in one buffer: no per-record copy. */
-export function encodeRecords(records: readonly OutgoingRecord[]): Buffer {
-  let size = 0;
-  for (const r of records) size += recordSize(r);
-  const file = Buffer.allocUnsafe(size);
-  let offset = 0;
-  for (const r of records) {
-    const end = offset + recordSize(r);
+/**
+ * A message file (one record) or an envelope (several), in one buffer: no per-record copy.
+ * `offsets` are where each record starts, then where the last one ends.
+ */
+export function encodeRecords(records: readonly OutgoingRecord[]): { file: Buffer; offsets: number[] } {
+  const offsets = [0];
+  for (const r of records) offsets.push((offsets.at(-1) as number) + recordSize(r));
+  const file = Buffer.allocUnsafe(offsets.at(-1) as number);
+  for (const [i, r] of records.entries()) {
+    const offset = offsets[i] as number;
+    const end = offsets[i + 1] as number;
     MAGIC.copy(file, offset);
     file.writeUInt8(VERSION, offset + 4);
     file.writeUInt8(r.codec === 'raw' ? 1 : 0, offset + 5);
@@ -92,9 +90,8 @@ export function encodeRecords(records: readonly OutgoingRecord[]): Buffer {
     file.write(r.attrs, offset + HEADER_BYTES, r.attrsBytes === r.attrs.length ? 'latin1' : 'utf8');
     r.payload.copy(file, offset + HEADER_BYTES + r.attrsBytes);
     file.writeUInt32LE(crc32(file.subarray(offset + HEADER_BYTES, end), headerChecksum(file, offset)), offset + 16);
-    offset = end;
   }
-  return file;
+  return { file, offsets };
 }
 
 /** The last header checksummed: the records of a batch tend to have the same lengths. */

@@ -27,7 +27,7 @@ import { ensureDir, NO_LINK_CODES, writeNewFile } from './durable-fs.js';
 import { ioHint, isErrno, MessageTooLargeError, PublishError, SpoolqError } from './errors.js';
 import type { GroupCommit } from './group-commit.js';
 import type { GroupPaths, Spool } from './layout.js';
-import { attributesJson, encodeRecords, MAX_ATTRIBUTE_BYTES, MAX_ENVELOPE_BYTES, type OutgoingRecord, recordSize } from './message-file.js';
+import { attributesJson, encodeRecords, MAX_ATTRIBUTE_BYTES, MAX_ENVELOPE_BYTES, type OutgoingRecord } from './message-file.js';
 import {
   allRecords,
   DEFAULT_PRIORITY,
@@ -133,9 +133,7 @@ export class Publisher {
     if (records.length === 0) return [];
     // Encoded now, while the data is the caller's to give: a buffer may be reused once push()
     // is called.
-    const file = encodeRecords(records);
-    const offsets = [0];
-    for (const r of records) offsets.push((offsets.at(-1) as number) + recordSize(r));
+    const { file, offsets } = encodeRecords(records);
     const ids = records.map((r) => r.id);
     const visibleAt = records.map((r) => r.visibleAt);
     await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,15 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
 import { backoffDelay } from '../lib/backoff.js';
-import { CorruptFileError, decodeFile, encodeFile, HEADER_BYTES } from '../lib/message-file.js';
+import { CorruptFileError, decodeFile, encodeRecords, HEADER_BYTES, type MessageAttributes } from '../lib/message-file.js';
+import type { CodecName } from '../lib/options.js';
+
+/** One message file, as a publisher encodes it. */
+function encodeFile(codec: CodecName, attributes: MessageAttributes, payload: Buffer): Buffer {
+  const attrs = JSON.stringify(attributes);
+  return encodeRecords([{ codec, attrs, attrsBytes: Buffer.byteLength(attrs), payload }]).file;
+}
+
 import { formatBucket, formatLeased, formatReady, IdGenerator, parseBucket, parseLeased, parseReady, unsettled } from '../lib/names.js';
 
 describe('names', () => {
