@@ -8,7 +8,7 @@
  * synchronous calls: from the page cache each takes µs, while a round trip through the pool
  * costs 50–100 µs of CPU on these machines (bench/README.md, results of 2026-11-27).
  */
-import { constants as C, closeSync, fchmodSync, fdatasync, fsync, openSync, unlinkSync, write, writeSync } from 'node:fs';
+import { constants as C, closeSync, fchmodSync, fdatasync, fsync, fsyncSync, openSync, unlinkSync, write, writeSync } from 'node:fs';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { isErrno } from './errors.js';
@@ -72,6 +72,19 @@ export async function fsyncDir(path: string): Promise<void> {
   const fd = openSync(path, C.O_RDONLY | C.O_DIRECTORY);
   try {
     await fsyncAsync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * fsyncDir on the JS thread, for the one step that must not let other work of this process in
+ * between (an envelope's move-out, leases.ts): it holds the event loop for the flush.
+ */
+export function fsyncDirSync(path: string): void {
+  const fd = openSync(path, C.O_RDONLY | C.O_DIRECTORY);
+  try {
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

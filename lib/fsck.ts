@@ -33,7 +33,7 @@ import { exists, makeDir } from './durable-fs.js';
 import { isErrno, SpoolUnsafeError, storageError } from './errors.js';
 import { checkSpoolExists } from './existing-spool.js';
 import { type GroupPaths, openSpool, ROUTES_MARK, readFormat, type Spool } from './layout.js';
-import { Leases } from './leases.js';
+import { Leases, leftoverNames } from './leases.js';
 import { parseLockEntry } from './lock-state.js';
 import { CorruptFileError } from './message-file.js';
 import { allRecords, parseBucket, parseLeased, parseReady, type ReadyName, unsettled } from './names.js';
@@ -451,8 +451,9 @@ class Checker {
       throw error;
     });
     const expired: FsckProblem[] = [];
+    const leftovers = leftoverNames(names); // removed by the reap below; their records are counted in another name
     for (const name of names.sort()) {
-      if (name.startsWith('.')) continue;
+      if (name.startsWith('.') || leftovers.has(name)) continue;
       const file = join(group.leased, name);
       const leased = parseLeased(name);
       const ready = leased && parseReady(leased.ready);

@@ -15,19 +15,20 @@
  * An envelope (several messages in one file) is claimed, extended and reaped whole, by the same
  * renames. Its records are settled one by one, in its name: an ack of record i renames the lease
  * to the same name with bit i set in its settled bitmap, and the ack of the last one unlinks it.
- * A nack of record i first writes that record out as a message file of its own (ready/ with
- * attempt+1, or dead/), then sets bit i. A reaped envelope is split: each record not yet
- * settled comes back as a message file of its own (attempt+1, or a dead letter after the last).
+ * A nack of record i moves that record out into a name of its own (ready/ with attempt+1, or
+ * dead/): a link of the same file in which only record i is unsettled (#moveOut). A reaped
+ * envelope is split the same way: each record not yet settled comes back under a name of its own
+ * (attempt+1, or a dead letter after the last).
  *
  * The renames and unlinks of one message are synchronous calls: each is one metadata change
  * of a few µs in the kernel, and a trip through libuv's thread pool would cost it 50–100 µs
  * of CPU (bench/README.md, results of 2026-11-27). Listings stay asynchronous.
  */
-import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type DeadCode, moveToDead, removeReason, writeReason } from './dead-letters.js';
-import { ensureDir, exists, fsyncDir, type Modes, NO_LINK_CODES, unlinkIfPresent, writeNewFile } from './durable-fs.js';
+import { ensureDir, exists, fsyncDir, fsyncDirSync, type Modes, NO_LINK_CODES, unlinkIfPresent, writeNewFile } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
 import { CorruptFileError, envelopeParts } from './message-file.js';
@@ -184,31 +185,16 @@ export class Leases {
       reason: `failed ${lease.ready.attempt} of ${this.settings.maxAttempts} attempts: ${reason}`,
     };
     if (lease.ready.count > 1) {
-      // Still ours? A nack after the lease was lost must change nothing, so look before
-      // writing anything (a loss during the write is caught by the settle below).
+      const to = last ? { dead: why } : { visibleAt };
       try {
-        lstatSync(this.#leased(lease.name));
+        await this.#moveOut(lease, claimed.index, claimed.record.attributes.id, to);
       } catch (error) {
-        throw this.#lost(error, 'nack');
-      }
-      let created: string[];
-      try {
-        created = await this.#writeOut(lease.ready, [claimed.record], last ? { dead: why } : { visibleAt });
-      } catch (error) {
-        throw this.#lost(error, 'nack'); // ENOENT: the group was deleted meanwhile
-      }
-      try {
-        this.#settle(lease, claimed.index);
-      } catch (error) {
-        // The lease was lost while the copy was written: the envelope will deliver the record
-        // again, so take back the copy this call made (a consumer that claimed it meanwhile keeps it).
-        for (const copy of created) {
-          try {
-            unlinkSync(copy);
-            if (last) await removeReason(copy); // a dead letter's .why goes with it
-          } catch {}
+        if (!isErrno(error, ...NO_LINK_CODES)) throw this.#lost(error, 'nack');
+        try {
+          await this.#copyOut(lease, claimed.index, claimed.record, to); // no hard links here
+        } catch (error) {
+          throw this.#lost(error, 'nack');
         }
-        throw this.#lost(error, 'nack');
       }
       return;
     }
@@ -222,6 +208,91 @@ export class Leases {
       await this.#requeue(from, lease.ready, visibleAt);
     } catch (error) {
       throw this.#lost(error, 'nack');
+    }
+  }
+
+  /**
+   * Takes record `index` out of the envelope that `lease` holds into a name of its own, without
+   * copying a byte: a link of the same file in which every other record is settled, in ready/
+   * (attempt+1, visible at `to.visibleAt`) or in dead/ (same attempt, with the reason). Two calls:
+   *
+   *   1. link   leased/<lease>  → leased/<lease with bit `index` set>   (the rest, same token)
+   *   2. rename leased/<lease>  → ready/<b>/<the record's own name>     (or dead/<…>)
+   *
+   * The rename alone moves the record: before it the record is only in the envelope, after it
+   * only in its own name, so no crash makes it both. (Writing a copy and then setting the bit
+   * could: a reaper killed between the two left the record unsettled, and the next one wrote it
+   * again, so the same (id, attempt) was delivered twice.) Killed between 1 and 2, leased/ holds
+   * two names with one token, the second holding a subset of the first's records: the reaper
+   * keeps the first and removes the second (#split). With sync the link is durable before the
+   * rename. The calls, and that fsync, are made on the JS thread, so this process's own extend
+   * or ack of the lease cannot come in between.
+   *
+   * The record's name cannot exist already: only the name that holds a record unsettled can move
+   * it out, and the id, attempt and bitmap of the new name are that record's alone.
+   *
+   * Throws ENOENT when the lease is gone, and a NO_LINK_CODES error where the file system has no
+   * hard links here; either way nothing changed.
+   */
+  async #moveOut(lease: Lease, index: number, id: string, to: WriteOutTarget): Promise<void> {
+    const { sync, modes } = this.settings;
+    const { count } = lease.ready;
+    const own = { ...lease.ready, id, settled: allRecords(count) & ~recordBit(index) };
+    const dead = 'dead' in to;
+    const dir = dead ? this.group.dead : join(this.group.ready, formatBucket(own.priority, to.visibleAt, this.settings.bucketMs));
+    const target = join(
+      dir,
+      dead ? formatReady(own) : formatReady({ ...own, visibleAt: to.visibleAt, attempt: to.attempt ?? own.attempt + 1 }),
+    );
+    for (let tries = 0; ; tries++) {
+      // Read the lease afresh on each try: an ack or a nack of another record may have renamed it meanwhile.
+      const from = this.#leased(lease.name);
+      const settled = lease.settled | recordBit(index);
+      const restName = settled === allRecords(count) ? null : this.#leasedName(lease, lease.deadline, settled);
+      try {
+        if (restName !== null) linkSync(from, this.#leased(restName));
+        try {
+          if (restName !== null && sync) fsyncDirSync(this.group.leased);
+          renameSync(from, target);
+        } catch (error) {
+          if (restName !== null) unlinkIfPresent(this.#leased(restName)); // the lease still holds every record
+          throw error;
+        }
+      } catch (error) {
+        // ENOENT with the lease still there: the bucket is missing (a consumer removes old empty ones).
+        if (!isErrno(error, 'ENOENT') || dead || tries >= 3 || !existsSync(from)) throw error;
+        await ensureDir(dir, this.group.ready, sync, modes);
+        continue;
+      }
+      if (restName !== null) lease.name = restName;
+      lease.settled = settled;
+      break;
+    }
+    if (dead) await writeReason(target, to.dead, modes);
+    if (sync) await fsyncDir(dir);
+  }
+
+  /**
+   * #moveOut where the file system has no hard links: writes the record out as a file of its own
+   * (complete and, with sync, durable first), then sets its bit. A process killed between the two
+   * leaves the record in both, and the next reaper writes it again: a duplicate with the same
+   * attempt, which the links avoid. Throws ENOENT when the lease is gone, having taken back its copy.
+   */
+  async #copyOut(lease: Lease, index: number, record: ReadRecord, to: WriteOutTarget): Promise<void> {
+    lstatSync(this.#leased(lease.name)); // still ours? A lost lease must change nothing, so look before writing
+    const created = await this.#writeOut(lease.ready, [record], to);
+    try {
+      this.#settle(lease, index);
+    } catch (error) {
+      // The lease was lost while the copy was written: the envelope will deliver the record
+      // again, so take back the copy this call made (a consumer that claimed it meanwhile keeps it).
+      for (const copy of created) {
+        try {
+          unlinkSync(copy);
+          if ('dead' in to) await removeReason(copy); // a dead letter's .why goes with it
+        } catch {}
+      }
+      throw error;
     }
   }
 
@@ -280,7 +351,21 @@ export class Leases {
    */
   async reap(now = Date.now()): Promise<{ returned: number; nextDeadline: number | null }> {
     let returned = 0;
-    for (const name of (await readdir(this.group.leased)).sort()) {
+    for (let pass = 1; ; pass++) {
+      const result = await this.#reapListed(now);
+      returned += result.returned;
+      // An expired envelope that changed under this pass (its owner, late, moved a record out of
+      // it) has a name this listing lacks: look once more, so it does not wait for the next reap.
+      if (!result.moved || pass === 2) return { returned, nextDeadline: result.nextDeadline };
+    }
+  }
+
+  async #reapListed(now: number): Promise<{ returned: number; nextDeadline: number | null; moved: boolean }> {
+    let returned = 0;
+    let moved = false;
+    const names = (await readdir(this.group.leased)).sort();
+    const leftovers = leftoverLinks(names);
+    for (const name of names) {
       if (name.startsWith('.')) continue;
       const from = this.#leased(name);
       const leased = parseLeased(name);
@@ -299,33 +384,36 @@ export class Leases {
         );
         continue;
       }
-      if (leased.deadline > now) return { returned, nextDeadline: leased.deadline };
+      if (leased.deadline > now) return { returned, nextDeadline: leased.deadline, moved };
       try {
         const why = {
           code: 'lease-expired' as const,
           reason: `the lease of attempt ${ready.attempt} of ${this.settings.maxAttempts} expired (the consumer died or was too slow)`,
         };
         const last = ready.attempt >= this.settings.maxAttempts;
-        if (ready.count > 1) await this.#split(from, ready, last ? { dead: why } : { visibleAt: now }, now);
+        if (ready.count > 1) await this.#split(from, ready, last ? { dead: why } : { visibleAt: now }, now, leftovers.get(name) ?? []);
         else if (last) await moveToDead(from, this.group.dead, leased.ready, why, this.settings.modes);
         else await this.#requeue(from, ready, now);
         returned++;
       } catch (error) {
         if (!isErrno(error, 'ENOENT')) throw error; // acked, extended or reaped by another meanwhile
+        if (ready.count > 1) moved = true;
       }
     }
-    return { returned, nextDeadline: null };
+    return { returned, nextDeadline: null, moved };
   }
 
   /**
-   * An envelope whose lease expired: each record not yet settled becomes a message file of its
-   * own, back in ready/ with attempt+1, or a dead letter after the last attempt. So from then on
-   * each is charged for its own failures: a message that kills its consumer (or a handler slower
-   * than leaseMs) no longer costs an attempt to the rest of its envelope each time. The envelope
-   * is claimed first (a rename, which one reaper wins); if this process dies part-way, the
-   * claim expires and another reaper goes on where it stopped.
+   * An envelope whose lease expired: each record not yet settled gets a name of its own (#moveOut),
+   * back in ready/ with attempt+1, or a dead letter after the last attempt. So from then on each
+   * is charged for its own failures: a message that kills its consumer (or a handler slower than
+   * leaseMs) no longer costs an attempt to the rest of its envelope each time. The envelope is
+   * claimed first (a rename, which one reaper wins); if this process dies part-way, the claim
+   * expires and another reaper goes on where it stopped. `leftovers` are the names of leased/
+   * that a move-out of this envelope killed half-way left (leftoverLinks): once the envelope is
+   * ours, they are removed, since it holds their records.
    */
-  async #split(from: string, ready: ReadyName, to: WriteOutTarget, now: number): Promise<void> {
+  async #split(from: string, ready: ReadyName, to: WriteOutTarget, now: number, leftovers: readonly string[]): Promise<void> {
     const readyName = formatReady(ready);
     const token = newToken();
     const deadline = now + this.settings.leaseMs;
@@ -338,6 +426,7 @@ export class Leases {
       settled: ready.settled,
     };
     renameSync(from, this.#leased(lease.name)); // ENOENT: another reaper or the owner got it first
+    for (const name of leftovers) unlinkIfPresent(this.#leased(name));
     let records: Array<ReadRecord | null>;
     try {
       ({ records } = await readMessageFile(this.#leased(lease.name), this.settings.maxMessageBytes, ready.count, lease.settled));
@@ -346,25 +435,27 @@ export class Leases {
       await this.#quarantine(this.#leased(lease.name), ready, readyName, error, to);
       return;
     }
-    // Record by record, each settled in the envelope's name once its copy is in place (and
-    // durable), as a nack does: if this process dies part-way, the reaper that takes over
-    // writes out only the rest, so at most one message is there twice.
     for (const [index, record] of records.entries()) {
       if (record === null || (lease.settled & recordBit(index)) !== 0n) continue;
       try {
-        await this.#writeOut(ready, [record], to);
-      } catch {
-        // No room for the copy (ENOSPC), say: return the rest of the envelope whole instead, as
-        // one rename does it; a reap must not fail for want of space, or a full disk could not
-        // be drained.
+        try {
+          await this.#moveOut(lease, index, record.attributes.id, to);
+        } catch (error) {
+          if (!isErrno(error, ...NO_LINK_CODES)) throw error;
+          await this.#copyOut(lease, index, record, to);
+        }
+      } catch (error) {
+        if (isErrno(error, 'ENOENT')) throw error; // another reaper took over
+        // No room for a link or a copy (ENOSPC), say: return the rest of the envelope whole
+        // instead, as one rename does it; a reap must not fail for want of space, or a full disk
+        // could not be drained.
         const rest = formatReady({ ...ready, settled: lease.settled });
         if ('dead' in to) await moveToDead(this.#leased(lease.name), this.group.dead, rest, to.dead, this.settings.modes);
         else await this.#requeue(this.#leased(lease.name), { ...ready, settled: lease.settled }, to.visibleAt);
         return;
       }
-      this.#settle(lease, index); // the last one removes the envelope; ENOENT: another reaper took over
     }
-    if (lease.settled !== allRecords(ready.count)) unlinkIfPresent(this.#leased(lease.name)); // nothing was left to write out
+    if (lease.settled !== allRecords(ready.count)) unlinkIfPresent(this.#leased(lease.name)); // nothing was left to move out
   }
 
   /**
@@ -463,6 +554,43 @@ export class Leases {
       `Cannot ${action}: the lease was lost (it expired and the message was returned to the queue, or it was settled elsewhere). Nothing was changed; the message will be or was delivered again. Use a longer leaseMs or extend() long work`,
     );
   }
+}
+
+/**
+ * For each envelope lease in a listing of leased/, the other names with its token that hold a
+ * subset of its records: links that a move-out killed between its link and its rename left
+ * (Leases #moveOut). The name with the most records holds them all; the others are counted by
+ * nobody, and the reaper that claims that name removes them. A name maps to nothing when it has
+ * no such siblings.
+ */
+export function leftoverLinks(names: readonly string[]): Map<string, string[]> {
+  const byToken = new Map<string, Array<{ name: string; settled: bigint }>>();
+  for (const name of names) {
+    const leased = parseLeased(name);
+    const ready = leased && parseReady(leased.ready);
+    if (!leased || !ready || ready.count === 1) continue;
+    const same = byToken.get(leased.token);
+    if (same) same.push({ name, settled: ready.settled });
+    else byToken.set(leased.token, [{ name, settled: ready.settled }]);
+  }
+  const leftovers = new Map<string, string[]>();
+  for (const same of byToken.values()) {
+    if (same.length === 1) continue;
+    for (const holder of same) {
+      const subsets = same.filter((other) => other !== holder && (other.settled & holder.settled) === holder.settled);
+      if (subsets.length > 0)
+        leftovers.set(
+          holder.name,
+          subsets.map((other) => other.name),
+        );
+    }
+  }
+  return leftovers;
+}
+
+/** The names of a listing of leased/ that are leftovers of another (see leftoverLinks): not to be counted. */
+export function leftoverNames(names: readonly string[]): Set<string> {
+  return new Set([...leftoverLinks(names).values()].flat());
 }
 
 /**

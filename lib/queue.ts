@@ -22,7 +22,7 @@ import {
 } from './errors.js';
 import { GroupCommit } from './group-commit.js';
 import { type GroupPaths, openSpool, type Spool } from './layout.js';
-import { Leases } from './leases.js';
+import { Leases, leftoverNames } from './leases.js';
 import type { Message } from './message.js';
 import { formatBucket, formatReady, IdGenerator, parseBucket, parseLeased, parseReady, unsettled } from './names.js';
 import {
@@ -484,8 +484,10 @@ async function groupStats(group: GroupPaths, now: number): Promise<Omit<QueueSta
       }
     }
   }
-  for (const name of await readdir(group.leased)) {
-    if (name.startsWith('.')) continue;
+  const leasedNames = await readdir(group.leased);
+  const leftovers = leftoverNames(leasedNames); // their records are counted in another name
+  for (const name of leasedNames) {
+    if (name.startsWith('.') || leftovers.has(name)) continue;
     const leased = parseLeased(name);
     const ready = leased && parseReady(leased.ready);
     stats.leased += ready ? unsettled(ready) : 1;

@@ -234,42 +234,33 @@ describe.skipIf(!hasStrace)('publish syscall order (strace)', () => {
 });
 
 describe.skipIf(!hasStrace)('a nack takes a message out of its envelope durably (strace)', () => {
-  it("durability 'fsync': the copy is complete and fdatasynced, linked in, its bucket fsynced, and only then settled in the envelope", async () => {
+  it("durability 'fsync': the lease is linked to its next name, leased/ fsynced, the lease renamed to the record's own name, its bucket fsynced", async () => {
     const t = await traced('nack-envelope', 'fsync');
     const nacked = t.calls.find((c) => c.name === 'write' && /^1<[^>]*>, "NACKED /.test(c.args));
     expect(nacked, 'the write of NACKED to stdout is in the trace').toBeDefined();
-    // The copy: tmp/<id>.<token>, created exclusively, every byte written, fdatasynced once.
-    const open = t.calls.find((c) => c.name === 'openat' && /\/tmp\/[0-9a-f]{24}\.[0-9a-f]{16}$/.test(strings(c)[0] ?? '') && ok(c));
-    expect(open, 'openat of the copy in tmp/').toBeDefined();
-    const copy = strings(open as Call)[0] as string;
-    expect((open as Call).args).toMatch(/O_CREAT/);
-    expect((open as Call).args).toMatch(/O_EXCL/);
-    const lastWrite = Math.max(
-      ...t.calls.filter((c) => (c.name === 'write' || c.name === 'pwrite64') && fdPath(c) === copy).map((c) => c.end),
-    );
-    const syncs = t.calls.filter((c) => SYNC.includes(c.name) && fdPath(c) === copy);
-    expect(
-      syncs.map((c) => c.name),
-      'one fdatasync of the copy',
-    ).toEqual(['fdatasync']);
-    const fdatasync = syncs[0] as Call;
-    expect(fdatasync.start).toBeGreaterThan(lastWrite);
-    // Linked into a ready/ bucket after the fdatasync; that bucket fsynced after the link.
-    const link = t.calls.find((c) => PLACE.includes(c.name) && strings(c)[0] === copy && ok(c));
-    expect(link, 'the copy is linked into ready/').toBeDefined();
-    const target = strings(link as Call)[1] as string;
-    expect(target).toMatch(/\/groups\/default\/ready\/4-[0-9a-f]{10}\/4-[0-9a-f]{12}-[0-9a-f]{24}-0002$/);
-    expect((link as Call).start, 'linked after its fdatasync').toBeGreaterThan(fdatasync.end);
-    const dirSync = t.calls.find((c) => c.name === 'fsync' && fdPath(c) === dirname(target) && c.start > (link as Call).end && ok(c));
-    expect(dirSync, `fsync of ${dirname(target)} after the link`).toBeDefined();
-    // The settle: the lease renamed to carry the record's bit, after that fsync, before nack resolved.
-    const settle = t.calls.find(
-      (c) => PLACE.includes(c.name) && /\/leased\//.test(strings(c)[0] ?? '') && /\/leased\//.test(strings(c)[1] ?? ''),
-    );
-    expect(settle, 'the lease renamed with the bit set').toBeDefined();
-    expect(strings(settle as Call)[1]).toMatch(/=03-0{31}[1-7]~/);
-    expect((settle as Call).start, 'settled after the copy is durable').toBeGreaterThan((dirSync as Call).end);
-    expect((settle as Call).end, 'settled before the nack resolved').toBeLessThan((nacked as Call).start);
+    const inLeased = (path: string | undefined) => /\/groups\/default\/leased\/[^/]+$/.test(path ?? '');
+    // No bytes are copied: nothing is created in tmp/ for the nack.
+    const copies = t.calls.filter((c) => c.name === 'openat' && /\/tmp\/[0-9a-f]{24}\.[0-9a-f]{16}$/.test(strings(c)[0] ?? ''));
+    expect(copies, 'no copy of the record in tmp/').toEqual([]);
+    // 1. The link of the lease to its next name: the same token, the nacked record's bit set.
+    const link = t.calls.find((c) => /^link/.test(c.name) && inLeased(strings(c)[0]) && inLeased(strings(c)[1]) && ok(c));
+    expect(link, 'the lease linked to its next name in leased/').toBeDefined();
+    const [lease, rest] = strings(link as Call) as [string, string];
+    expect(rest.slice(-17), 'the same token').toBe(lease.slice(-17));
+    expect(rest, 'record 0 settled in the rest').toMatch(/=03-0{31}1~/);
+    // 2. leased/ fsynced after the link, so that the link is durable before the rename.
+    const leasedSync = t.calls.find((c) => c.name === 'fsync' && fdPath(c) === dirname(lease) && c.start > (link as Call).end && ok(c));
+    expect(leasedSync, `fsync of ${dirname(lease)} after the link`).toBeDefined();
+    // 3. The lease itself renamed to record 0's own name in a ready/ bucket: attempt 2, only record 0 unsettled.
+    const rename = t.calls.find((c) => /^rename/.test(c.name) && strings(c)[0] === lease && ok(c));
+    expect(rename, 'the lease renamed into ready/').toBeDefined();
+    const target = strings(rename as Call)[1] as string;
+    expect(target).toMatch(/\/groups\/default\/ready\/4-[0-9a-f]{10}\/4-[0-9a-f]{12}-[0-9a-f]{24}-0002=03-0{31}6$/);
+    expect((rename as Call).start, 'renamed after leased/ is fsynced').toBeGreaterThan((leasedSync as Call).end);
+    // 4. Its bucket fsynced after the rename, before the nack resolved.
+    const bucketSync = t.calls.find((c) => c.name === 'fsync' && fdPath(c) === dirname(target) && c.start > (rename as Call).end && ok(c));
+    expect(bucketSync, `fsync of ${dirname(target)} after the rename`).toBeDefined();
+    expect((bucketSync as Call).end, 'durable before the nack resolved').toBeLessThan((nacked as Call).start);
   });
 });
 

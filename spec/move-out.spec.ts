@@ -1,0 +1,161 @@
+/**
+ * A record moved out of an envelope (a nack, or the split of an expired part) must be in exactly
+ * one place at every instant, so that no kill can make the same (id, attempt) be delivered twice.
+ * strace kills the process (`-e inject=…:signal=SIGKILL`, on entry: the call is not made) before
+ * its n-th rename, and before its n-th link, for every n the run makes, in two processes:
+ *
+ *   - a consumer holding a part of 5 records: it acks record 0, nacks record 1, holds record 2;
+ *   - after that consumer is killed and its lease expired, a process whose openQueue splits the
+ *     part (recovery at open).
+ *
+ * After each kill a clean consumer drains the queue. Every record that was not acked is then
+ * delivered exactly once, a record that was acked never, a record the killed consumer had got
+ * comes back with a higher attempt, and nothing is left in ready/ or leased/.
+ * (Before the move-out was a link and a rename, a nack or a split wrote a copy, then set the
+ * record's bit: killed between the two, the copy and the envelope both delivered it.)
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openQueue } from '../dist/index.js';
+import { cleanup, collectOutput, FIXTURES, listFiles, spoolPath, tempDir, waitFor } from './helpers.js';
+import { parseTrace } from './strace.js';
+
+afterEach(cleanup);
+
+const hasStrace = spawnSync('strace', ['-V'], { stdio: 'ignore' }).status === 0;
+if (!hasStrace) console.log('move-out.spec: strace is not on PATH, so it is skipped');
+
+const LEASE_MS = 300;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Run {
+  /** How the process ended: 'SIGKILL' when the injection (or we) killed it, else its exit code. */
+  exit: string;
+  stdout: string;
+  /** The renames and links it made (or was killed entering), in order. */
+  calls: Array<{ name: string; args: string; ret: string }>;
+}
+
+/**
+ * Runs a fixture under strace, killed on entering its `when`-th call of `syscall` (none: not
+ * killed by strace). A fixture still running once it printed `done` is killed then, as a crash would.
+ */
+async function killedRun(fixture: string, args: string[], syscall: 'rename' | 'link' | null, when: number, done: string): Promise<Run> {
+  const trace = join(await tempDir('spoolq-move-out-'), 'trace');
+  const inject = syscall ? ['-e', `inject=${syscall}:signal=SIGKILL:when=${when}`] : [];
+  const proc: ChildProcess = spawn(
+    'strace',
+    ['-f', '-qq', '-e', 'trace=rename,link', ...inject, '-o', trace, process.execPath, join(FIXTURES, fixture), ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true }, // its own process group: a kill reaches node under strace too
+  );
+  const output = collectOutput(proc);
+  const exited = new Promise<string>((resolve) => proc.on('exit', (code, signal) => resolve(signal ?? String(code))));
+  const ended = await Promise.race([exited, waitFor(() => output.stdout().includes(done), 20_000).then(() => null)]);
+  if (ended === null) process.kill(-(proc.pid as number), 'SIGKILL');
+  const exit = ended ?? 'SIGKILL';
+  await exited;
+  const calls = parseTrace(await readFile(trace, 'utf8')).map(({ name, args, ret }) => ({ name, args, ret }));
+  return { exit, stdout: output.stdout(), calls };
+}
+
+const said = (run: Run, verb: string) =>
+  run.stdout
+    .split('\n')
+    .filter((l) => l.startsWith(`${verb} `))
+    .map((l) => l.slice(verb.length + 1));
+
+/** Drains the queue once every lease has expired: the deliveries, then what is left in ready/ and leased/. */
+async function drainAll(spool: string): Promise<{ got: Array<{ id: string; attempts: number }>; left: string[] }> {
+  await sleep(LEASE_MS + 100);
+  const q = await openQueue(spool, { durability: 'fsync', leaseMs: LEASE_MS });
+  const got: Array<{ id: string; attempts: number }> = [];
+  for (let m = await q.pop({ timeoutMs: 0 }); m; m = await q.pop({ timeoutMs: 0 })) {
+    got.push({ id: m.id, attempts: m.attempts });
+    await m.ack();
+  }
+  await q.close();
+  const left = (await listFiles(join(spool, 'groups/default'))).filter((f) => /^(ready|leased)\//.test(f) && !f.endsWith('/'));
+  return { got, left };
+}
+
+/** A spool holding one envelope of 5 records. */
+async function fiveRecords(): Promise<{ spool: string; ids: string[] }> {
+  const spool = await spoolPath();
+  const q = await openQueue<number>(spool, { durability: 'fsync' });
+  const ids = await q.pushMany([0, 1, 2, 3, 4]);
+  await q.close();
+  return { spool, ids };
+}
+
+/** The consumer's part: ack record 0, nack record 1, hold record 2 (envelope-consumer.mjs). */
+const consume = (spool: string, syscall: 'rename' | 'link' | null, when: number) =>
+  killedRun('envelope-consumer.mjs', [spool, '1', '1', String(LEASE_MS)], syscall, when, 'ready');
+
+/** Checks the drain after one kill, for the records `consumer` got (acked ones must not come back). */
+function checkDrain(label: string, ids: string[], consumer: Run, drained: Awaited<ReturnType<typeof drainAll>>): void {
+  const acked = new Set(said(consumer, 'acked'));
+  const hadIt = new Set([...acked, ...said(consumer, 'nacked'), ...said(consumer, 'holding')]);
+  const times = new Map<string, number>();
+  for (const { id } of drained.got) times.set(id, (times.get(id) ?? 0) + 1);
+  for (const id of ids) {
+    expect(times.get(id) ?? 0, `${label}: ${id} (${acked.has(id) ? 'acked' : 'not acked'}) is delivered this often`).toBe(
+      acked.has(id) ? 0 : 1,
+    );
+  }
+  for (const { id, attempts } of drained.got) {
+    if (hadIt.has(id)) expect(attempts, `${label}: ${id} comes back with a higher attempt`).toBeGreaterThan(1);
+  }
+  expect(drained.left, `${label}: nothing is left behind`).toEqual([]);
+}
+
+describe.skipIf(!hasStrace)('a record moved out of an envelope, the process killed before each rename and each link', () => {
+  it('a consumer killed at every step of its claim, ack and nack', { timeout: 120_000 }, async () => {
+    const { spool, ids } = await fiveRecords();
+    const dry = await consume(spool, null, 0);
+    const counts = { rename: dry.calls.filter((c) => c.name === 'rename').length, link: dry.calls.filter((c) => c.name === 'link').length };
+    // claim, ack and the nack's move-out: at least 3 renames and 1 link
+    expect(counts.rename, 'renames of the consumer').toBeGreaterThanOrEqual(3);
+    expect(counts.link, 'links of the consumer').toBeGreaterThanOrEqual(1);
+    for (const syscall of ['rename', 'link'] as const) {
+      for (let when = 1; when <= counts[syscall]; when++) {
+        const label = `consumer killed before ${syscall} #${when}`;
+        const run = await fiveRecords();
+        const consumer = await consume(run.spool, syscall, when);
+        expect(consumer.exit, label).toBe('SIGKILL');
+        checkDrain(label, run.ids, consumer, await drainAll(run.spool));
+      }
+    }
+    checkDrain('not killed by strace', ids, dry, await drainAll(spool));
+  });
+
+  it('the split of an expired part killed at every step', { timeout: 120_000 }, async () => {
+    /** The state a split starts from: the consumer acked 0, nacked 1, was killed holding 2; its lease expired. */
+    const expiredPart = async () => {
+      const run = await fiveRecords();
+      const consumer = await consume(run.spool, null, 0);
+      await sleep(LEASE_MS + 50);
+      return { ...run, consumer };
+    };
+    const dry = await expiredPart();
+    const reaper = await killedRun('open-reaper.mjs', [dry.spool, String(LEASE_MS)], null, 0, 'reaped');
+    const counts = {
+      rename: reaper.calls.filter((c) => c.name === 'rename').length,
+      link: reaper.calls.filter((c) => c.name === 'link').length,
+    };
+    // the split's claim, then records 2, 3 and 4 moved out: a link and a rename each, the last by the rename alone
+    expect(counts.rename, 'renames of the split').toBeGreaterThanOrEqual(3);
+    expect(counts.link, 'links of the split').toBeGreaterThanOrEqual(2);
+    for (const syscall of ['rename', 'link'] as const) {
+      for (let when = 1; when <= counts[syscall]; when++) {
+        const label = `split killed before ${syscall} #${when}`;
+        const run = await expiredPart();
+        const killed = await killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], syscall, when, 'reaped');
+        expect(killed.exit, label).toBe('SIGKILL');
+        checkDrain(label, run.ids, run.consumer, await drainAll(run.spool));
+      }
+    }
+    checkDrain('not killed by strace', dry.ids, dry.consumer, await drainAll(dry.spool));
+  });
+});
