@@ -459,9 +459,11 @@ describe('found in review', () => {
 
   it('strict FIFO per producer: a push is never overtaken by a later push of the same delay', async () => {
     const q = await openQueue<string>(await spoolPath(), { durability: 'none' });
-    await Promise.all([q.push('a'), q.push('b', { delayMs: 8 })]);
+    // b's delay must outlast the push of c, or b is due first and rightly delivered before c
+    // (8 ms here failed once in six runs of a busy machine).
+    await Promise.all([q.push('a'), q.push('b', { delayMs: 300 })]);
     await q.push('c');
-    await sleep(30);
+    await sleep(350);
     expect((await drain(q)).map((m) => m.data)).toEqual(['a', 'c', 'b']);
     await q.close();
   });
