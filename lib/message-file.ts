@@ -76,7 +76,10 @@ const recordSize = (r: OutgoingRecord): number => HEADER_BYTES + r.attrsBytes + 
 export function encodeRecords(records: readonly OutgoingRecord[]): { file: Buffer; offsets: number[] } {
   const offsets = [0];
   let size = 0;
-  for (const r of records) offsets.push((size += recordSize(r)));
+  for (const r of records) {
+    size += recordSize(r);
+    offsets.push(size);
+  }
   const file = Buffer.allocUnsafe(size);
   for (let i = 0; i < records.length; i++) {
     const r = records[i] as OutgoingRecord;
