@@ -77,6 +77,35 @@ export function parseReady(name: string): ReadyName | null {
   };
 }
 
+/** The length of a ready name without the envelope suffix. */
+const PLAIN_READY_LENGTH = 44;
+
+/**
+ * Whether `name` is a valid ready name: parseReady(name) !== null, without allocating for the
+ * common case (a scan tests every name of a bucket, hundreds of thousands in a large backlog).
+ */
+export function isReadyName(name: string): boolean {
+  return READY.test(name) && (name.length === PLAIN_READY_LENGTH || parseReady(name) !== null);
+}
+
+/**
+ * Whether the ready name `name` (valid) is visible at the time whose 12-digit hex is `timeHex`:
+ * its fixed-width visibleAt field compared as text, without parsing it.
+ */
+export function visibleBy(name: string, timeHex: string): boolean {
+  for (let i = 0; i < 12; i++) {
+    const a = name.charCodeAt(i + 2);
+    const b = timeHex.charCodeAt(i);
+    if (a !== b) return a < b;
+  }
+  return true;
+}
+
+/** A time as the 12 hex digits of the visibleAt field of a ready name. */
+export function timeHex(ms: number): string {
+  return hex(ms, 12);
+}
+
 /** The bit of record `index` in an envelope's settled bitmap. */
 export function recordBit(index: number): bigint {
   return 1n << BigInt(index);

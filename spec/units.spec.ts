@@ -10,7 +10,19 @@ function encodeFile(codec: CodecName, attributes: MessageAttributes, payload: Bu
   return encodeRecords([{ codec, attrs, attrsBytes: Buffer.byteLength(attrs), payload }]).file;
 }
 
-import { formatBucket, formatLeased, formatReady, IdGenerator, parseBucket, parseLeased, parseReady, unsettled } from '../lib/names.js';
+import {
+  formatBucket,
+  formatLeased,
+  formatReady,
+  IdGenerator,
+  isReadyName,
+  parseBucket,
+  parseLeased,
+  parseReady,
+  timeHex,
+  unsettled,
+  visibleBy,
+} from '../lib/names.js';
 
 describe('names', () => {
   it('round-trip, and sort in delivery order', () => {
@@ -22,7 +34,19 @@ describe('names', () => {
     const e = { priority: 0, visibleAt: 1_700_000_000_123, id: ids.next(), attempt: 1, count: 128, settled: (1n << 127n) | 1n };
     const c = { priority: 0, visibleAt: 1_700_000_000_124, id: ids.next(), attempt: 1, ...one };
     const d = { priority: 9, visibleAt: 1_600_000_000_000, id: ids.next(), attempt: 1, ...one };
-    for (const n of [a, b, e, c, d]) expect(parseReady(formatReady(n))).toEqual(n);
+    for (const n of [a, b, e, c, d]) {
+      expect(parseReady(formatReady(n))).toEqual(n);
+      expect(isReadyName(formatReady(n))).toBe(true);
+      // visible at its own time and after, not a ms before
+      for (const [t, visible] of [
+        [n.visibleAt - 1, false],
+        [n.visibleAt, true],
+        [n.visibleAt + 1, true],
+        [n.visibleAt + 2 ** 40, true],
+      ] as const) {
+        expect(visibleBy(formatReady(n), timeHex(t)), `${formatReady(n)} at ${t}`).toBe(visible);
+      }
+    }
     expect(unsettled(e)).toBe(126);
     const shuffled = [d, c, e, b, a].map(formatReady).sort();
     expect(shuffled).toEqual([a, b, e, c, d].map(formatReady));
@@ -44,6 +68,7 @@ describe('names', () => {
       `${formatReady({ priority: 1, visibleAt: 1, id: 'a'.repeat(24), attempt: 1 })}=02-${'0'.repeat(31)}4`,
     ]) {
       expect(parseReady(bad)).toBeNull();
+      expect(isReadyName(bad)).toBe(false);
       expect(parseLeased(bad)).toBeNull();
     }
     expect(parseBucket('4-xyz')).toBeNull();
