@@ -5,12 +5,12 @@
  * `count` messages and reports; on { type: 'close' } closes and reports its peak RSS.
  * Usage (forked with an IPC channel): node bench/backlog-child.mjs <spool>
  */
-import { DIST, nowMs } from './common.mjs';
+import { DIST, nowMs, peakRssKb } from './common.mjs';
 
 const { openQueue } = await import(DIST);
 const rssKb = () => Math.round(process.memoryUsage().rss / 1024);
 const importedRssKb = rssKb();
-// The highest RSS sampled every 5 ms in each phase: shows where the peak (maxRSS) happens.
+// The highest RSS sampled every 5 ms in each phase: shows where the peak (VmHWM) happens.
 const peakKb = { open: 0, firstPop: 0, drain: 0, idle: 0, close: 0 };
 let phase = 'open';
 const sampler = setInterval(() => {
@@ -53,6 +53,6 @@ process.on('message', async (m) => {
     enter('close');
     await q.close();
     enter('close');
-    process.send({ type: 'closed', maxRssKb: process.resourceUsage().maxRSS, rssKb: rssKb(), peakKb }, () => process.disconnect());
+    process.send({ type: 'closed', maxRssKb: peakRssKb(), rssKb: rssKb(), peakKb }, () => process.disconnect());
   }
 });

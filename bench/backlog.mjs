@@ -8,7 +8,7 @@
  *              one the consumer lists at each refill, is a full one
  *   consumer   a fresh process (backlog-child.mjs) times openQueue() until it resolves, then the
  *              first pop({ timeoutMs: 0 }) until it returns a message, then pop + ack of D
- *              messages, and reports its peak RSS (process.resourceUsage().maxRSS)
+ *              messages, and reports its peak RSS (VmHWM, common.mjs peakRssKb)
  *   floor      in this process, on the same spool: rename of a ready file into a lease directory,
  *              open, read, close, unlink (the claim floor of floor.mjs), for D other messages. The
  *              names are listed beforehand and not timed: a consumer with a perfect index.
@@ -202,7 +202,7 @@ async function measure(n) {
     child.send({ type: 'close' });
     const { maxRssKb, peakKb } = await closed;
     progress(
-      `N=${n}: consumer maxRSS ${fmt.mb(maxRssKb)}; sampled peak RSS by phase (MB): ${JSON.stringify(peakKb, (k, v) => (k ? Math.round(v / 1024) : v))}`,
+      `N=${n}: consumer peak RSS ${fmt.mb(maxRssKb)}; sampled peak RSS by phase (MB): ${JSON.stringify(peakKb, (k, v) => (k ? Math.round(v / 1024) : v))}`,
     );
     child = null;
 

@@ -1,5 +1,6 @@
 /** Small helpers shared by the benchmarks: temp dirs, clocks, rounds, percentiles, formatting, the machine. */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,20 @@ export const PAYLOAD = Buffer.alloc(256, 0x61);
  * timestamp taken by a producer can be compared with one taken by a consumer process.
  */
 export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * This process's peak RSS in KiB since it started: VmHWM of /proc/self/status on Linux. Not
+ * process.resourceUsage().maxRSS: Linux carries the high-water mark across fork and exec, so a
+ * child's maxRSS starts at its parent's RSS at the spawn (a bench parent holding 1M ids made
+ * every consumer "peak" at 157 MB while the consumer itself never passed 72 MB).
+ */
+export function peakRssKb() {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]);
+  } catch {}
+  return process.resourceUsage().maxRSS;
+}
 
 /** One root directory under os.tmpdir() per run; every measurement gets a fresh subdirectory. */
 export class Workspace {

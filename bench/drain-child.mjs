@@ -3,7 +3,7 @@
  * 'ready', and on 'go' pops ({ timeoutMs: 0 }) and acks until the queue is empty.
  * Usage (forked with an IPC channel): node bench/drain-child.mjs <spool>
  */
-import { DIST, nowMs } from './common.mjs';
+import { DIST, nowMs, peakRssKb } from './common.mjs';
 
 const { openQueue } = await import(DIST);
 const q = await openQueue(process.argv[2], { codec: 'raw', durability: 'none' });
@@ -21,7 +21,5 @@ process.once('message', async () => {
   const ms = nowMs() - start;
   const { user, system } = process.cpuUsage(cpu);
   await q.close();
-  process.send({ type: 'done', count, ms, cpuMs: (user + system) / 1000, maxRssKb: process.resourceUsage().maxRSS }, () =>
-    process.disconnect(),
-  );
+  process.send({ type: 'done', count, ms, cpuMs: (user + system) / 1000, maxRssKb: peakRssKb() }, () => process.disconnect());
 });

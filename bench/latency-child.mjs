@@ -9,7 +9,7 @@
 import { watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DIST, nowMs } from './common.mjs';
+import { DIST, nowMs, peakRssKb } from './common.mjs';
 
 const [kind, dir, countArg] = process.argv.slice(2);
 const count = Number(countArg);
@@ -45,4 +45,4 @@ if (kind === 'spoolq') {
   await finished;
   watcher.close();
 }
-process.send({ type: 'done', samples, maxRssKb: process.resourceUsage().maxRSS }, () => process.disconnect());
+process.send({ type: 'done', samples, maxRssKb: peakRssKb() }, () => process.disconnect());

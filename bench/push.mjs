@@ -10,7 +10,7 @@
  *   node bench/push.mjs [--kind seq|conc16|many100] [--durability fsync|none] [--count 500]
  */
 import { parseArgs } from 'node:util';
-import { DIST, nowMs, PAYLOAD, rate, Workspace } from './common.mjs';
+import { DIST, nowMs, PAYLOAD, peakRssKb, rate, Workspace } from './common.mjs';
 
 const { openQueue } = await import(DIST);
 
@@ -60,7 +60,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const ws = new Workspace();
   try {
     const r = await pushWorkload(await ws.spool('push'), { ...values, count: Number(values.count) });
-    const rssMb = (process.resourceUsage().maxRSS / 1024).toFixed(0);
+    const rssMb = (peakRssKb() / 1024).toFixed(0);
     console.log(
       `${KINDS[values.kind].label}, ${values.durability}: ${r.usPerMsg.toFixed(1)} µs/msg, ${r.perSec.toFixed(0)} msgs/s, producer peak RSS ${rssMb} MB`,
     );

@@ -17,7 +17,7 @@
  * last one (CLOCK_MONOTONIC, the parent's clock too).
  * Usage (forked with an IPC channel): node bench/peers/drain-child.mjs <system> <dir> <class>
  */
-import { nowMs } from '../common.mjs';
+import { nowMs, peakRssKb } from '../common.mjs';
 import { openPlainjob, openQlobber, openSpoolq, qlobberStop, TOPIC } from './systems.mjs';
 
 const [system, dir, cls] = process.argv.slice(2);
@@ -34,7 +34,7 @@ const handled = (length) => {
 
 function report(type) {
   const usage = process.cpuUsage(cpu);
-  return { type, count, bytes, lastAt, cpuMs: (usage.user + usage.system) / 1000, maxRssKb: process.resourceUsage().maxRSS, busyRetries };
+  return { type, count, bytes, lastAt, cpuMs: (usage.user + usage.system) / 1000, maxRssKb: peakRssKb(), busyRetries };
 }
 
 /**
