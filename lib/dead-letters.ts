@@ -135,15 +135,30 @@ async function readReason(deadPath: string): Promise<DeadReason | null> {
   }
 }
 
-/** Reads just the attributes of a dead file for its enqueue time; null if it is not readable. */
+/**
+ * Reads just the attributes of a dead file for its enqueue time; null if it is not readable. For
+ * a name of an envelope (a record moved out of one, or a whole part) they are those of the first
+ * record the name holds, found by walking the record headers before it.
+ */
 async function readEnqueuedAt(path: string): Promise<number | null> {
   let handle: FileHandle | undefined;
   try {
     handle = await open(path, OPEN_NO_FOLLOW);
     const { size } = await handle.stat();
-    const head = Buffer.alloc(Math.min(size, HEADER_BYTES + MAX_ATTRIBUTE_BYTES));
-    await handle.read(head, 0, head.length, 0);
-    const { attrsLength } = checkHeader(head, size);
+    const ready = parseReady(basename(path));
+    const settled = ready?.settled ?? 0n;
+    // The records before the first this name holds: their headers only, to skip them.
+    let offset = 0;
+    const header = Buffer.alloc(HEADER_BYTES);
+    for (let index = 0; (settled >> BigInt(index)) & 1n; index++) {
+      await handle.read(header, 0, HEADER_BYTES, offset);
+      offset += HEADER_BYTES + header.readUInt32LE(8) + header.readUInt32LE(12);
+    }
+    const head = Buffer.alloc(Math.max(0, Math.min(size - offset, HEADER_BYTES + MAX_ATTRIBUTE_BYTES)));
+    await handle.read(head, 0, head.length, offset);
+    // A message file is exactly one record; in an envelope the record ends where its header says.
+    const own = head.length >= HEADER_BYTES ? HEADER_BYTES + head.readUInt32LE(8) + head.readUInt32LE(12) : head.length;
+    const { attrsLength } = checkHeader(head, (ready?.count ?? 1) > 1 ? Math.min(own, size - offset) : size);
     const attrs = JSON.parse(head.toString('utf8', HEADER_BYTES, HEADER_BYTES + attrsLength));
     return typeof attrs.enqueuedAt === 'number' ? attrs.enqueuedAt : null;
   } catch {

@@ -4,7 +4,8 @@
  * fsync a directory after changing its entries, and never follow a symlink inside the spool.
  *
  * Flushes (fdatasync, fsync) go through libuv's thread pool: they take milliseconds, and the
- * event loop must not wait on them. Opening, closing and writing up to SYNC_IO_MAX_BYTES are
+ * event loop must not wait on them. One exception, fsyncDirSync, is for a step that must not let
+ * other work of this process in between. Opening, closing and writing up to SYNC_IO_MAX_BYTES are
  * synchronous calls: from the page cache each takes µs, while a round trip through the pool
  * costs 50–100 µs of CPU on these machines (bench/README.md, results of 2026-11-27).
  */

@@ -9,8 +9,10 @@
  *   reap    expired leased/… → ready/ (attempt+1), by any consumer; several reapers are harmless
  *
  * The token makes the leased name unique to one claim: a consumer whose lease was reaped can
- * never ack, extend or nack the redelivered copy (fencing). No fsync here: losing a claim or
- * an ack in a crash only causes a redelivery, which at-least-once allows.
+ * never ack, extend or nack the redelivered copy (fencing). (A reaper that takes an expired
+ * envelope to split it keeps the token, see #split; the deadline in the name still fences.) No
+ * fsync here: losing a claim or an ack in a crash only causes a redelivery, which at-least-once
+ * allows. The exception is #moveOut with sync, which must not leave a record in two places.
  *
  * An envelope (several messages in one file) is claimed, extended and reaped whole, by the same
  * renames. Its records are settled one by one, in its name: an ack of record i renames the lease
@@ -24,7 +26,7 @@
  * of a few µs in the kernel, and a trip through libuv's thread pool would cost it 50–100 µs
  * of CPU (bench/README.md, results of 2026-11-27). Listings stay asynchronous.
  */
-import { existsSync, linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type DeadCode, moveToDead, removeReason, writeReason } from './dead-letters.js';
@@ -189,7 +191,7 @@ export class Leases {
       try {
         await this.#moveOut(lease, claimed.index, claimed.record.attributes.id, to);
       } catch (error) {
-        if (!isErrno(error, ...NO_LINK_CODES)) throw this.#lost(error, 'nack');
+        if (!(error instanceof NoLinksError)) throw this.#lost(error, 'nack');
         try {
           await this.#copyOut(lease, claimed.index, claimed.record, to); // no hard links here
         } catch (error) {
@@ -228,11 +230,9 @@ export class Leases {
    * rename. The calls, and that fsync, are made on the JS thread, so this process's own extend
    * or ack of the lease cannot come in between.
    *
-   * The record's name cannot exist already: only the name that holds a record unsettled can move
-   * it out, and the id, attempt and bitmap of the new name are that record's alone.
    *
-   * Throws ENOENT when the lease is gone, and a NO_LINK_CODES error where the file system has no
-   * hard links here; either way nothing changed.
+   * Throws ENOENT when the lease is gone, and NoLinksError where the file system has no hard
+   * links here; either way nothing changed.
    */
   async #moveOut(lease: Lease, index: number, id: string, to: WriteOutTarget): Promise<void> {
     const { sync, modes } = this.settings;
@@ -249,27 +249,35 @@ export class Leases {
       const from = this.#leased(lease.name);
       const settled = lease.settled | recordBit(index);
       const restName = settled === allRecords(count) ? null : this.#leasedName(lease, lease.deadline, settled);
-      try {
-        if (restName !== null) linkSync(from, this.#leased(restName));
+      if (restName !== null) {
         try {
-          if (restName !== null && sync) fsyncDirSync(this.group.leased);
-          renameSync(from, target);
+          linkSync(from, this.#leased(restName));
         } catch (error) {
-          if (restName !== null) unlinkIfPresent(this.#leased(restName)); // the lease still holds every record
+          if (isErrno(error, ...NO_LINK_CODES)) throw new NoLinksError(error);
           throw error;
         }
+      }
+      try {
+        if (restName !== null && sync) fsyncDirSync(this.group.leased);
+        renameSync(from, target);
       } catch (error) {
+        if (restName !== null) unlinkIfPresent(this.#leased(restName)); // the lease still holds every record
         // ENOENT with the lease still there: the bucket is missing (a consumer removes old empty ones).
         if (!isErrno(error, 'ENOENT') || dead || tries >= 3 || !existsSync(from)) throw error;
         await ensureDir(dir, this.group.ready, sync, modes);
         continue;
       }
+      // rename() onto another name of the same file does nothing and succeeds: the record had a
+      // name of its own already (which only a duplicate could give it), so the lease's goes.
+      if (existsSync(from)) unlinkIfPresent(from);
       if (restName !== null) lease.name = restName;
       lease.settled = settled;
       break;
     }
     if (dead) await writeReason(target, to.dead, modes);
-    if (sync) await fsyncDir(dir);
+    // The rename's two sides: its target, and its source in leased/, so that after a power loss
+    // the record is not in both.
+    if (sync) await Promise.all([fsyncDir(dir), fsyncDir(this.group.leased)]);
   }
 
   /**
@@ -364,9 +372,13 @@ export class Leases {
     let returned = 0;
     let moved = false;
     const names = (await readdir(this.group.leased)).sort();
-    const leftovers = leftoverLinks(names);
+    const leftovers = leftoverNames(names);
     for (const name of names) {
       if (name.startsWith('.')) continue;
+      // Another name with its token holds all its records: never split it on its own. Its
+      // holder is split instead, which removes it; if the holder is gone (its owner moved a
+      // record out meanwhile), the second listing finds this one alone.
+      if (leftovers.has(name)) continue;
       const from = this.#leased(name);
       const leased = parseLeased(name);
       const ready = leased && parseReady(leased.ready);
@@ -391,7 +403,7 @@ export class Leases {
           reason: `the lease of attempt ${ready.attempt} of ${this.settings.maxAttempts} expired (the consumer died or was too slow)`,
         };
         const last = ready.attempt >= this.settings.maxAttempts;
-        if (ready.count > 1) await this.#split(from, ready, last ? { dead: why } : { visibleAt: now }, now, leftovers.get(name) ?? []);
+        if (ready.count > 1) await this.#split(from, ready, leased.token, last ? { dead: why } : { visibleAt: now }, now);
         else if (last) await moveToDead(from, this.group.dead, leased.ready, why, this.settings.modes);
         else await this.#requeue(from, ready, now);
         returned++;
@@ -409,13 +421,16 @@ export class Leases {
    * is charged for its own failures: a message that kills its consumer (or a handler slower than
    * leaseMs) no longer costs an attempt to the rest of its envelope each time. The envelope is
    * claimed first (a rename, which one reaper wins); if this process dies part-way, the claim
-   * expires and another reaper goes on where it stopped. `leftovers` are the names of leased/
-   * that a move-out of this envelope killed half-way left (leftoverLinks): once the envelope is
-   * ours, they are removed, since it holds their records.
+   * expires and another reaper goes on where it stopped.
+   *
+   * The claim keeps the lease's token (`token`), so that every name ever made from this lease
+   * has it: fencing does not need a new one, since the owner acts only on its exact name (the
+   * deadline changes), and a leftover link (#moveOut) stays recognisable by its token across
+   * reapers. Once the claim is won, every other name with the token is a leftover of the name
+   * claimed (a live owner can no longer make one: its name is gone), and is removed.
    */
-  async #split(from: string, ready: ReadyName, to: WriteOutTarget, now: number, leftovers: readonly string[]): Promise<void> {
+  async #split(from: string, ready: ReadyName, token: string, to: WriteOutTarget, now: number): Promise<void> {
     const readyName = formatReady(ready);
-    const token = newToken();
     const deadline = now + this.settings.leaseMs;
     const lease: Lease = {
       name: formatLeased({ deadline, ready: readyName, token }),
@@ -426,7 +441,9 @@ export class Leases {
       settled: ready.settled,
     };
     renameSync(from, this.#leased(lease.name)); // ENOENT: another reaper or the owner got it first
-    for (const name of leftovers) unlinkIfPresent(this.#leased(name));
+    for (const name of readdirSync(this.group.leased)) {
+      if (name !== lease.name && parseLeased(name)?.token === token) unlinkIfPresent(this.#leased(name));
+    }
     let records: Array<ReadRecord | null>;
     try {
       ({ records } = await readMessageFile(this.#leased(lease.name), this.settings.maxMessageBytes, ready.count, lease.settled));
@@ -441,7 +458,7 @@ export class Leases {
         try {
           await this.#moveOut(lease, index, record.attributes.id, to);
         } catch (error) {
-          if (!isErrno(error, ...NO_LINK_CODES)) throw error;
+          if (!(error instanceof NoLinksError)) throw error;
           await this.#copyOut(lease, index, record, to);
         }
       } catch (error) {
@@ -501,17 +518,20 @@ export class Leases {
       bad.push({ bytes: part.bytes, name, why: { code: code(failure), reason: `envelope: ${reason}` } });
     }
     const last = parts.records.length - 1;
-    // What follows the last record delimited is reported by the name that holds the first record
-    // it cut off (or the last record, for bytes after them all): one part of an envelope
-    // (publisher.ts #names), not each part with records after it.
-    const ours = (ready.settled & recordBit(Math.min(last + 1, ready.count - 1))) === 0n;
-    if (ours && parts.rest !== null) {
+    // What follows the last record delimited is reported by every name of the file that holds a
+    // record it cut off (parts of the envelope, records moved out of it: publisher.ts #names,
+    // #moveOut), under one dead name made from the file's first record, so that the reports of
+    // several names are one dead letter (each rename replaces the last) and none is lost.
+    const cutOff = allRecords(ready.count) & ~allRecords(Math.min(last + 1, ready.count - 1)) & ~ready.settled;
+    const first = parts.records.find((part) => 'record' in part);
+    const restName = `${first && 'record' in first ? first.record.attributes.id : readyName}.rest`;
+    if (cutOff !== 0n && parts.rest !== null) {
       const reason = `envelope: ${parts.rest.length} bytes after record ${last} are not a record (${error.message})`;
-      bad.push({ bytes: parts.rest, name: `${readyName}.rest`, why: { code: 'corrupt', reason } });
-    } else if (ours && parts.records.length < ready.count) {
+      bad.push({ bytes: parts.rest, name: restName, why: { code: 'corrupt', reason } });
+    } else if (cutOff !== 0n && parts.records.length < ready.count) {
       // Cut at a record boundary: what is missing has no bytes left, but is not dropped silently.
       const reason = `envelope: records ${last + 1} to ${ready.count - 1} are missing (the file ends after record ${last})`;
-      bad.push({ bytes: Buffer.alloc(0), name: `${readyName}.rest`, why: { code: 'corrupt', reason } });
+      bad.push({ bytes: Buffer.alloc(0), name: restName, why: { code: 'corrupt', reason } });
     }
     await this.#writeOut(ready, saved, good);
     for (const piece of bad) {
@@ -556,14 +576,20 @@ export class Leases {
   }
 }
 
+/** link() failed with one of NO_LINK_CODES: this file system has no hard links here (#moveOut). */
+class NoLinksError extends Error {
+  constructor(cause: unknown) {
+    super('no hard links here', { cause });
+  }
+}
+
 /**
- * For each envelope lease in a listing of leased/, the other names with its token that hold a
- * subset of its records: links that a move-out killed between its link and its rename left
- * (Leases #moveOut). The name with the most records holds them all; the others are counted by
- * nobody, and the reaper that claims that name removes them. A name maps to nothing when it has
- * no such siblings.
+ * The names of a listing of leased/ that are leftovers: links that a move-out killed between its
+ * link and its rename left (Leases #moveOut). Another name with the same token holds all of a
+ * leftover's records and more; it is the one counted, and the reaper that claims it removes the
+ * leftovers (#split). Every name made from one lease keeps its token, reapers' claims included.
  */
-export function leftoverLinks(names: readonly string[]): Map<string, string[]> {
+export function leftoverNames(names: readonly string[]): Set<string> {
   const byToken = new Map<string, Array<{ name: string; settled: bigint }>>();
   for (const name of names) {
     const leased = parseLeased(name);
@@ -573,24 +599,17 @@ export function leftoverLinks(names: readonly string[]): Map<string, string[]> {
     if (same) same.push({ name, settled: ready.settled });
     else byToken.set(leased.token, [{ name, settled: ready.settled }]);
   }
-  const leftovers = new Map<string, string[]>();
+  const leftovers = new Set<string>();
   for (const same of byToken.values()) {
-    if (same.length === 1) continue;
-    for (const holder of same) {
-      const subsets = same.filter((other) => other !== holder && (other.settled & holder.settled) === holder.settled);
-      if (subsets.length > 0)
-        leftovers.set(
-          holder.name,
-          subsets.map((other) => other.name),
-        );
+    for (const other of same) {
+      // settled ⊇ the holder's settled: it holds a subset of the holder's records (equal sets: the later name)
+      const holder = same.find(
+        (h) => h !== other && (other.settled & h.settled) === h.settled && (other.settled !== h.settled || h.name < other.name),
+      );
+      if (holder) leftovers.add(other.name);
     }
   }
   return leftovers;
-}
-
-/** The names of a listing of leased/ that are leftovers of another (see leftoverLinks): not to be counted. */
-export function leftoverNames(names: readonly string[]): Set<string> {
-  return new Set([...leftoverLinks(names).values()].flat());
 }
 
 /**

@@ -457,6 +457,46 @@ describe('found in review', () => {
     }
   });
 
+  it('a nacked message whose envelope is damaged before it is a dead letter, not lost (review of the move-out)', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<string>(spool, { durability: 'none', leaseMs: 60_000 });
+    const ids = await q.pushMany(['a', 'b', 'c', 'd', 'e']);
+    for (let i = 0; i < 5; i++) {
+      const m = await q.pop({ timeoutMs: 0 });
+      if (i === 2) await m?.nack({ delayMs: 0 });
+      else await m?.ack();
+    }
+    // Left: record 2 alone, under a name of its own that is a link of the envelope's file.
+    const [only] = await readyFiles(spool).catch(() => [] as Array<{ file: string }>);
+    const path = join(spool, 'groups/default/ready', (only as { file: string }).file);
+    const bytes = await readFile(path);
+    // Damage the payload length of record 1 (acked): record 2 can no longer be delimited.
+    const record1 = 20 + bytes.readUInt32LE(8) + bytes.readUInt32LE(12);
+    bytes.writeUInt32LE(0x00ffffff, record1 + 12);
+    await writeFile(path, bytes);
+    expect(await q.pop({ timeoutMs: 0 })).toBeNull();
+    const dead = await q.deadLetters();
+    expect(dead.map((d) => d.code)).toEqual(['corrupt']);
+    const deadBytes = await readFile(join(spool, 'groups/default/dead', (dead[0] as { file: string }).file));
+    expect(deadBytes.includes(Buffer.from(ids[2] as string)), "record 2's bytes are in the dead letter").toBe(true);
+    expect(await leftovers(spool)).toEqual([
+      `dead/${(dead[0] as { file: string }).file}`,
+      `dead/${(dead[0] as { file: string }).file}.why`,
+    ]);
+    await q.close();
+  });
+
+  it('deadLetters() shows the enqueue time of a message of an envelope, not null (review of the move-out)', async () => {
+    const q = await openQueue<string>(await spoolPath(), { durability: 'none', maxAttempts: 1 });
+    await q.pushMany(['a', 'b', 'c']);
+    await q.pop({ timeoutMs: 0 }).then((m) => m?.ack());
+    const m = await q.pop({ timeoutMs: 0 });
+    await m?.nack({ reason: 'no' });
+    const letters = await q.deadLetters();
+    expect(letters.map((d) => [d.id, d.enqueuedAt])).toEqual([[m?.id, m?.enqueuedAt]]);
+    await q.close();
+  });
+
   it('strict FIFO per producer: a push is never overtaken by a later push of the same delay', async () => {
     const q = await openQueue<string>(await spoolPath(), { durability: 'none' });
     // b's delay must outlast the push of c, or b is due first and rightly delivered before c

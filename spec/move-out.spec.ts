@@ -15,7 +15,7 @@
  * record's bit: killed between the two, the copy and the envelope both delivered it.)
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openQueue } from '../dist/index.js';
@@ -30,11 +30,13 @@ if (!hasStrace) console.log('move-out.spec: strace is not on PATH, so it is skip
 const LEASE_MS = 300;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+type Syscall = 'rename' | 'link' | 'unlink';
+
 interface Run {
   /** How the process ended: 'SIGKILL' when the injection (or we) killed it, else its exit code. */
   exit: string;
   stdout: string;
-  /** The renames and links it made (or was killed entering), in order. */
+  /** The renames, links and unlinks it made (or was killed entering), in order. */
   calls: Array<{ name: string; args: string; ret: string }>;
 }
 
@@ -42,12 +44,29 @@ interface Run {
  * Runs a fixture under strace, killed on entering its `when`-th call of `syscall` (none: not
  * killed by strace). A fixture still running once it printed `done` is killed then, as a crash would.
  */
-async function killedRun(fixture: string, args: string[], syscall: 'rename' | 'link' | null, when: number, done: string): Promise<Run> {
+async function killedRun(
+  fixture: string,
+  args: string[],
+  syscall: Syscall | null,
+  when: number,
+  done: string,
+  inject: string[] = syscall ? [`${syscall}:signal=SIGKILL:when=${when}`] : [],
+): Promise<Run> {
   const trace = join(await tempDir('spoolq-move-out-'), 'trace');
-  const inject = syscall ? ['-e', `inject=${syscall}:signal=SIGKILL:when=${when}`] : [];
   const proc: ChildProcess = spawn(
     'strace',
-    ['-f', '-qq', '-e', 'trace=rename,link', ...inject, '-o', trace, process.execPath, join(FIXTURES, fixture), ...args],
+    [
+      '-f',
+      '-qq',
+      '-e',
+      'trace=rename,link,unlink',
+      ...inject.flatMap((i) => ['-e', `inject=${i}`]),
+      '-o',
+      trace,
+      process.execPath,
+      join(FIXTURES, fixture),
+      ...args,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true }, // its own process group: a kill reaches node under strace too
   );
   const output = collectOutput(proc);
@@ -66,16 +85,22 @@ const said = (run: Run, verb: string) =>
     .filter((l) => l.startsWith(`${verb} `))
     .map((l) => l.slice(verb.length + 1));
 
-/** Drains the queue once every lease has expired: the deliveries, then what is left in ready/ and leased/. */
+/**
+ * Drains the queue once every lease has expired, and again once more leases could have expired
+ * (a duplicate made by a reap shows only at the next one): the deliveries, then what is left in
+ * ready/ and leased/.
+ */
 async function drainAll(spool: string): Promise<{ got: Array<{ id: string; attempts: number }>; left: string[] }> {
-  await sleep(LEASE_MS + 100);
-  const q = await openQueue(spool, { durability: 'fsync', leaseMs: LEASE_MS });
   const got: Array<{ id: string; attempts: number }> = [];
-  for (let m = await q.pop({ timeoutMs: 0 }); m; m = await q.pop({ timeoutMs: 0 })) {
-    got.push({ id: m.id, attempts: m.attempts });
-    await m.ack();
+  for (let round = 0; round < 2; round++) {
+    await sleep(LEASE_MS + 100);
+    const q = await openQueue(spool, { durability: 'fsync', leaseMs: LEASE_MS });
+    for (let m = await q.pop({ timeoutMs: 0 }); m; m = await q.pop({ timeoutMs: 0 })) {
+      got.push({ id: m.id, attempts: m.attempts });
+      await m.ack();
+    }
+    await q.close();
   }
-  await q.close();
   const left = (await listFiles(join(spool, 'groups/default'))).filter((f) => /^(ready|leased)\//.test(f) && !f.endsWith('/'));
   return { got, left };
 }
@@ -90,7 +115,7 @@ async function fiveRecords(): Promise<{ spool: string; ids: string[] }> {
 }
 
 /** The consumer's part: ack record 0, nack record 1, hold record 2 (envelope-consumer.mjs). */
-const consume = (spool: string, syscall: 'rename' | 'link' | null, when: number) =>
+const consume = (spool: string, syscall: Syscall | null, when: number) =>
   killedRun('envelope-consumer.mjs', [spool, '1', '1', String(LEASE_MS)], syscall, when, 'ready');
 
 /** Checks the drain after one kill, for the records `consumer` got (acked ones must not come back). */
@@ -130,32 +155,55 @@ describe.skipIf(!hasStrace)('a record moved out of an envelope, the process kill
     checkDrain('not killed by strace', ids, dry, await drainAll(spool));
   });
 
-  it('the split of an expired part killed at every step', { timeout: 120_000 }, async () => {
-    /** The state a split starts from: the consumer acked 0, nacked 1, was killed holding 2; its lease expired. */
-    const expiredPart = async () => {
-      const run = await fiveRecords();
-      const consumer = await consume(run.spool, null, 0);
-      await sleep(LEASE_MS + 50);
-      return { ...run, consumer };
-    };
-    const dry = await expiredPart();
-    const reaper = await killedRun('open-reaper.mjs', [dry.spool, String(LEASE_MS)], null, 0, 'reaped');
-    const counts = {
-      rename: reaper.calls.filter((c) => c.name === 'rename').length,
-      link: reaper.calls.filter((c) => c.name === 'link').length,
-    };
-    // the split's claim, then records 2, 3 and 4 moved out: a link and a rename each, the last by the rename alone
-    expect(counts.rename, 'renames of the split').toBeGreaterThanOrEqual(3);
-    expect(counts.link, 'links of the split').toBeGreaterThanOrEqual(2);
-    for (const syscall of ['rename', 'link'] as const) {
-      for (let when = 1; when <= counts[syscall]; when++) {
-        const label = `split killed before ${syscall} #${when}`;
-        const run = await expiredPart();
-        const killed = await killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], syscall, when, 'reaped');
-        expect(killed.exit, label).toBe('SIGKILL');
-        checkDrain(label, run.ids, run.consumer, await drainAll(run.spool));
+  /**
+   * The state a split starts from: the consumer acked 0, nacked 1, was killed holding 2, and its
+   * lease expired. With `leftover`, it was killed instead before the rename of its nack (after
+   * the link): leased/ holds the part and a leftover link with its token.
+   */
+  const expiredPart = async (leftover: boolean) => {
+    const run = await fiveRecords();
+    const consumer = leftover ? await consume(run.spool, 'rename', 3) : await consume(run.spool, null, 0);
+    const leased = await readdir(join(run.spool, 'groups/default/leased'));
+    expect(leased, 'one leased name, or the part and its leftover').toHaveLength(leftover ? 2 : 1);
+    await sleep(LEASE_MS + 50);
+    return { ...run, consumer };
+  };
+
+  it.each([false, true])(
+    'the split of an expired part killed at every step (a leftover link: %s)',
+    { timeout: 180_000 },
+    async (leftover) => {
+      const dry = await expiredPart(leftover);
+      const reaper = await killedRun('open-reaper.mjs', [dry.spool, String(LEASE_MS)], null, 0, 'reaped');
+      const count = (name: string) => reaper.calls.filter((c) => c.name === name).length;
+      const counts = { rename: count('rename'), link: count('link'), unlink: count('unlink') };
+      // the split's claim, then records 1 (if the nack did not finish), 2, 3 and 4 moved out: a link and a rename each, the last by the rename alone
+      expect(counts.rename, 'renames of the split').toBeGreaterThanOrEqual(3);
+      expect(counts.link, 'links of the split').toBeGreaterThanOrEqual(2);
+      if (leftover) expect(counts.unlink, 'the unlink of the leftover').toBeGreaterThanOrEqual(1);
+      for (const syscall of ['rename', 'link', 'unlink'] as const) {
+        for (let when = 1; when <= counts[syscall]; when++) {
+          const label = `split killed before ${syscall} #${when}${leftover ? ', with a leftover link' : ''}`;
+          const run = await expiredPart(leftover);
+          const killed = await killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], syscall, when, 'reaped');
+          expect(killed.exit, label).toBe('SIGKILL');
+          checkDrain(label, run.ids, run.consumer, await drainAll(run.spool));
+        }
       }
-    }
-    checkDrain('not killed by strace', dry.ids, dry.consumer, await drainAll(dry.spool));
+      checkDrain('not killed by strace', dry.ids, dry.consumer, await drainAll(dry.spool));
+    },
+  );
+
+  it('two reapers at once, one slowed between its claim and its removal of the leftover link', { timeout: 60_000 }, async () => {
+    const run = await expiredPart(true);
+    // A is held 1.5 s before its first unlink (the leftover's), with the part claimed; B reaps then.
+    const a = killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], null, 0, 'reaped', ['unlink:delay_enter=1500000:when=1']);
+    await sleep(800); // A started, claimed the part, and waits
+    const b = await killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], null, 0, 'reaped');
+    expect(b.stdout).toContain('reaped');
+    const slowed = await a;
+    expect(slowed.stdout).toContain('reaped');
+    expect(slowed.calls.find((c) => c.name === 'unlink')?.args, "A's first unlink is the leftover's").toMatch(/\/leased\//);
+    checkDrain('two reapers', run.ids, run.consumer, await drainAll(run.spool));
   });
 });
