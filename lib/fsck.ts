@@ -29,11 +29,11 @@ import { entryName } from './bindings.js';
 import { forEachLimit } from './concurrency.js';
 import { type DeadCode, moveToDead } from './dead-letters.js';
 import { DoorbellRinger } from './doorbell.js';
-import { exists, makeDir } from './durable-fs.js';
+import { exists, makeDir, unlinkIfPresent } from './durable-fs.js';
 import { isErrno, SpoolUnsafeError, storageError } from './errors.js';
 import { checkSpoolExists } from './existing-spool.js';
 import { type GroupPaths, openSpool, ROUTES_MARK, readFormat, type Spool } from './layout.js';
-import { Leases, leftoverNames } from './leases.js';
+import { Leases, leftoverNames, leftoversOf } from './leases.js';
 import { parseLockEntry } from './lock-state.js';
 import { CorruptFileError } from './message-file.js';
 import { allRecords, parseBucket, parseLeased, parseReady, type ReadyName, unsettled } from './names.js';
@@ -467,6 +467,8 @@ class Checker {
       if (verdict !== 'ok') {
         if (isExpired) {
           await this.#quarantine(verdict.kind, file, group, leased.ready, verdict.kind, verdict.reason);
+          // Its leftover links hold some of its records, now in dead/ with it: they go too.
+          if (this.#settings.repair) for (const leftover of leftoversOf(names, name)) unlinkIfPresent(join(group.leased, leftover));
         } else {
           this.#problem({
             kind: verdict.kind,

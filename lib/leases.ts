@@ -426,8 +426,8 @@ export class Leases {
    * The claim keeps the lease's token (`token`), so that every name ever made from this lease
    * has it: fencing does not need a new one, since the owner acts only on its exact name (the
    * deadline changes), and a leftover link (#moveOut) stays recognisable by its token across
-   * reapers. Once the claim is won, every other name with the token is a leftover of the name
-   * claimed (a live owner can no longer make one: its name is gone), and is removed.
+   * reapers. Once the claim is won, the other names with the token are sorted out
+   * (#dropLeftovers).
    */
   async #split(from: string, ready: ReadyName, token: string, to: WriteOutTarget, now: number): Promise<void> {
     const readyName = formatReady(ready);
@@ -441,9 +441,7 @@ export class Leases {
       settled: ready.settled,
     };
     renameSync(from, this.#leased(lease.name)); // ENOENT: another reaper or the owner got it first
-    for (const name of readdirSync(this.group.leased)) {
-      if (name !== lease.name && parseLeased(name)?.token === token) unlinkIfPresent(this.#leased(name));
-    }
+    this.#dropLeftovers(lease);
     let records: Array<ReadRecord | null>;
     try {
       ({ records } = await readMessageFile(this.#leased(lease.name), this.settings.maxMessageBytes, ready.count, lease.settled));
@@ -473,6 +471,33 @@ export class Leases {
       }
     }
     if (lease.settled !== allRecords(ready.count)) unlinkIfPresent(this.#leased(lease.name)); // nothing was left to move out
+  }
+
+  /**
+   * After a split's claim of `lease`: removes every other name with its token that holds a subset
+   * of its records (a leftover link; a live owner can no longer make one, its name is gone). If
+   * another name holds all of the claim's records and more, the claim itself is the leftover: a
+   * listing of leased/ is read in several chunks once it is large, and can miss a name that
+   * moved during it, so a reaper may have claimed a leftover whose holder another reaper had
+   * claimed meanwhile. The claim is then removed (its records are in that name) and ENOENT
+   * thrown, as for a claim lost to another reaper. (Two names neither of which holds the other's
+   * records are never made; both are left, so nothing can be lost.)
+   */
+  #dropLeftovers(lease: Lease): void {
+    const all = allRecords(lease.ready.count);
+    const ours = all & ~lease.settled;
+    for (const name of readdirSync(this.group.leased)) {
+      const other = name === lease.name ? null : parseLeased(name);
+      const ready = other?.token === lease.token ? parseReady(other.ready) : null;
+      if (!ready || ready.count !== lease.ready.count) continue;
+      const theirs = all & ~ready.settled;
+      if ((theirs & ~ours) === 0n) {
+        unlinkIfPresent(this.#leased(name));
+      } else if ((ours & ~theirs) === 0n) {
+        unlinkIfPresent(this.#leased(lease.name));
+        throw Object.assign(new Error(`${lease.name} is a leftover of ${name}`), { code: 'ENOENT' });
+      }
+    }
   }
 
   /**
@@ -574,6 +599,18 @@ export class Leases {
       `Cannot ${action}: the lease was lost (it expired and the message was returned to the queue, or it was settled elsewhere). Nothing was changed; the message will be or was delivered again. Use a longer leaseMs or extend() long work`,
     );
   }
+}
+
+/** The names of a listing of leased/ that are leftovers of `holder`: its token, a subset of its records. */
+export function leftoversOf(names: readonly string[], holder: string): string[] {
+  const h = parseLeased(holder);
+  const hr = h && parseReady(h.ready);
+  if (!h || !hr || hr.count === 1) return [];
+  return names.filter((name) => {
+    const o = name === holder ? null : parseLeased(name);
+    const or = o?.token === h.token ? parseReady(o.ready) : null;
+    return or !== null && or.count === hr.count && (or.settled & hr.settled) === hr.settled;
+  });
 }
 
 /** link() failed with one of NO_LINK_CODES: this file system has no hard links here (#moveOut). */

@@ -234,7 +234,7 @@ describe.skipIf(!hasStrace)('publish syscall order (strace)', () => {
 });
 
 describe.skipIf(!hasStrace)('a nack takes a message out of its envelope durably (strace)', () => {
-  it("durability 'fsync': the lease is linked to its next name, leased/ fsynced, the lease renamed to the record's own name, its bucket fsynced", async () => {
+  it("durability 'fsync': the lease is linked to its next name, leased/ fsynced, the lease renamed to the record's own name, its bucket and leased/ fsynced", async () => {
     const t = await traced('nack-envelope', 'fsync');
     const nacked = t.calls.find((c) => c.name === 'write' && /^1<[^>]*>, "NACKED /.test(c.args));
     expect(nacked, 'the write of NACKED to stdout is in the trace').toBeDefined();
@@ -261,6 +261,10 @@ describe.skipIf(!hasStrace)('a nack takes a message out of its envelope durably 
     const bucketSync = t.calls.find((c) => c.name === 'fsync' && fdPath(c) === dirname(target) && c.start > (rename as Call).end && ok(c));
     expect(bucketSync, `fsync of ${dirname(target)} after the rename`).toBeDefined();
     expect((bucketSync as Call).end, 'durable before the nack resolved').toBeLessThan((nacked as Call).start);
+    // 5. And leased/, the rename's other side, so that a power loss cannot leave the record in both.
+    const sourceSync = t.calls.find((c) => c.name === 'fsync' && fdPath(c) === dirname(lease) && c.start > (rename as Call).end && ok(c));
+    expect(sourceSync, `fsync of ${dirname(lease)} after the rename`).toBeDefined();
+    expect((sourceSync as Call).end, 'durable before the nack resolved').toBeLessThan((nacked as Call).start);
   });
 });
 

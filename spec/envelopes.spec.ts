@@ -8,7 +8,7 @@
  *   - nack of one message, the last attempt expiring, a corrupt envelope, close() with messages
  *     of an envelope not delivered yet, stats() and peek().
  */
-import { readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
+import { link, readdir, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fsck, openQueue, peek } from '../lib/index.js';
@@ -494,6 +494,36 @@ describe('found in review', () => {
     await m?.nack({ reason: 'no' });
     const letters = await q.deadLetters();
     expect(letters.map((d) => [d.id, d.enqueuedAt])).toEqual([[m?.id, m?.enqueuedAt]]);
+    await q.close();
+  });
+
+  it('fsck --repair of an expired damaged part removes its leftover link with it (review of the move-out)', async () => {
+    const { formatLeased, formatReady, newToken, parseReady } = await import('../lib/names.js');
+    const spool = await spoolPath();
+    const q = await openQueue<string>(spool, { durability: 'none', leaseMs: 300 });
+    await q.pushMany(['a', 'b', 'c', 'd', 'e']);
+    const group = join(spool, 'groups/default');
+    const [only] = await readyFiles(spool);
+    const file = (only as { file: string }).file;
+    const ready = parseReady(basename(file));
+    if (!ready) throw new Error(`not a ready name: ${file}`);
+    // A dead consumer's expired lease (record 0 acked), and the leftover of its nack of record 1.
+    const token = newToken();
+    const deadline = Date.now() - 1_000;
+    const leased = (settled: bigint) => join(group, 'leased', formatLeased({ deadline, ready: formatReady({ ...ready, settled }), token }));
+    await rename(join(group, 'ready', file), leased(0b1n));
+    await link(leased(0b1n), leased(0b11n));
+    // A bit flipped in record 3's payload: the part is damaged.
+    const bytes = await readFile(leased(0b1n));
+    let at = 0;
+    for (let k = 0; k < 3; k++) at += 20 + bytes.readUInt32LE(at + 8) + bytes.readUInt32LE(at + 12);
+    const payload3 = at + 20 + bytes.readUInt32LE(at + 8);
+    bytes.writeUInt8(bytes.readUInt8(payload3) ^ 0x01, payload3);
+    await writeFile(leased(0b1n), bytes);
+    const report = await fsck(spool, { repair: true });
+    expect(report.problems.map((p) => p.kind)).toContain('corrupt');
+    expect(await readdir(join(group, 'leased')), 'no leftover split on its own later').toEqual([]);
+    expect(await drain(q), 'every record is in the dead letter, none delivered as well').toEqual([]);
     await q.close();
   });
 

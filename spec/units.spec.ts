@@ -55,6 +55,30 @@ describe('names', () => {
     expect(parseBucket(formatBucket(4, 1_700_000_000_123, 10_000))).toEqual({ priority: 4, bucket: 170_000_000 });
   });
 
+  it('leftover links: a name whose token another name has, holding a subset of its records', async () => {
+    const { leftoverNames, leftoversOf } = await import('../lib/leases.js');
+    const ready = (settled: bigint) => formatReady({ priority: 4, visibleAt: 1_000, id: 'a'.repeat(24), attempt: 1, count: 4, settled });
+    const name = (deadline: number, settled: bigint, token = '0123456789abcdef') =>
+      formatLeased({ deadline, ready: ready(settled), token });
+    const holder = name(5, 0b0001n);
+    const leftover = name(5, 0b0011n); // one more record settled: a subset
+    const later = name(9, 0b0111n); // a later deadline (a reaper's claim keeps the token)
+    const stranger = name(5, 0b0011n, 'fedcba9876543210'); // another token
+    const incomparable = name(5, 0b0110n);
+    const single = formatLeased({
+      deadline: 5,
+      ready: formatReady({ priority: 4, visibleAt: 1, id: 'b'.repeat(24), attempt: 1 }),
+      token: '0123456789abcdef',
+    });
+    expect([...leftoverNames([holder, leftover, later, stranger, single])].sort()).toEqual([leftover, later].sort());
+    expect(leftoversOf([holder, leftover, later, stranger, single], holder).sort()).toEqual([leftover, later].sort());
+    expect(leftoversOf([holder, leftover], leftover)).toEqual([]);
+    // Neither holds the other's records: neither is a leftover of the other.
+    expect([...leftoverNames([leftover, incomparable])]).toEqual([]);
+    // The same records under two names: one of them counts.
+    expect([...leftoverNames([holder, name(7, 0b0001n)])]).toHaveLength(1);
+  });
+
   it('reject anything else', () => {
     for (const bad of [
       '',
