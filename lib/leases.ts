@@ -230,7 +230,6 @@ export class Leases {
    * rename. The calls, and that fsync, are made on the JS thread, so this process's own extend
    * or ack of the lease cannot come in between.
    *
-   *
    * Throws ENOENT when the lease is gone, and NoLinksError where the file system has no hard
    * links here; either way nothing changed.
    */
@@ -601,23 +600,36 @@ export class Leases {
   }
 }
 
-/** The names of a listing of leased/ that are leftovers of `holder`: its token, a subset of its records. */
-export function leftoversOf(names: readonly string[], holder: string): string[] {
-  const h = parseLeased(holder);
-  const hr = h && parseReady(h.ready);
-  if (!h || !hr || hr.count === 1) return [];
-  return names.filter((name) => {
-    const o = name === holder ? null : parseLeased(name);
-    const or = o?.token === h.token ? parseReady(o.ready) : null;
-    return or !== null && or.count === hr.count && (or.settled & hr.settled) === hr.settled;
-  });
-}
-
 /** link() failed with one of NO_LINK_CODES: this file system has no hard links here (#moveOut). */
 class NoLinksError extends Error {
   constructor(cause: unknown) {
     super('no hard links here', { cause });
   }
+}
+
+/** A leased name of an envelope, parsed for the leftover rules below. */
+interface EnvelopeLease {
+  name: string;
+  token: string;
+  count: number;
+  settled: bigint;
+}
+
+function envelopeLease(name: string): EnvelopeLease | null {
+  const leased = parseLeased(name);
+  const ready = leased && parseReady(leased.ready);
+  return leased && ready && ready.count > 1 ? { name, token: leased.token, count: ready.count, settled: ready.settled } : null;
+}
+
+/** `other` has the token of `holder` and a subset of its records (equal sets: the later name is the leftover). */
+function isLeftoverOf(other: EnvelopeLease, holder: EnvelopeLease): boolean {
+  return (
+    other.name !== holder.name &&
+    other.token === holder.token &&
+    other.count === holder.count &&
+    (other.settled & holder.settled) === holder.settled &&
+    (other.settled !== holder.settled || holder.name < other.name)
+  );
 }
 
 /**
@@ -627,26 +639,29 @@ class NoLinksError extends Error {
  * leftovers (#split). Every name made from one lease keeps its token, reapers' claims included.
  */
 export function leftoverNames(names: readonly string[]): Set<string> {
-  const byToken = new Map<string, Array<{ name: string; settled: bigint }>>();
+  const byToken = new Map<string, EnvelopeLease[]>();
   for (const name of names) {
-    const leased = parseLeased(name);
-    const ready = leased && parseReady(leased.ready);
-    if (!leased || !ready || ready.count === 1) continue;
-    const same = byToken.get(leased.token);
-    if (same) same.push({ name, settled: ready.settled });
-    else byToken.set(leased.token, [{ name, settled: ready.settled }]);
+    const lease = envelopeLease(name);
+    if (!lease) continue;
+    const same = byToken.get(lease.token);
+    if (same) same.push(lease);
+    else byToken.set(lease.token, [lease]);
   }
   const leftovers = new Set<string>();
   for (const same of byToken.values()) {
-    for (const other of same) {
-      // settled ⊇ the holder's settled: it holds a subset of the holder's records (equal sets: the later name)
-      const holder = same.find(
-        (h) => h !== other && (other.settled & h.settled) === h.settled && (other.settled !== h.settled || h.name < other.name),
-      );
-      if (holder) leftovers.add(other.name);
-    }
+    for (const other of same) if (same.some((holder) => isLeftoverOf(other, holder))) leftovers.add(other.name);
   }
   return leftovers;
+}
+
+/** The names of a listing of leased/ that are leftovers of `holder` (see leftoverNames). */
+export function leftoversOf(names: readonly string[], holder: string): string[] {
+  const h = envelopeLease(holder);
+  if (!h) return [];
+  return names.filter((name) => {
+    const other = envelopeLease(name);
+    return other !== null && isLeftoverOf(other, h);
+  });
 }
 
 /**
