@@ -5,7 +5,7 @@
  * "How noise is handled"). Prints markdown tables and saves them with every round's numbers in
  * bench/peers/results/ (git-ignored). See bench/peers/README.md.
  *
- *   node bench/peers/run.mjs [--quick] [--rounds 5] [--n-durable 1000] [--n-fast 3000]
+ *   node bench/peers/run.mjs [--quick] [--rounds 5] [--n-durable 1000] [--n-fast 3000] [--n-many 20000]
  *                            [--n-big 200] [--n-drain 6000] [--warm-up 2000] [--only push,big,drain]
  * --quick: 1 round of small counts, to check that everything runs (the numbers mean little).
  */
@@ -57,6 +57,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     'n-durable': { type: 'string' },
     'n-fast': { type: 'string' },
+    'n-many': { type: 'string' },
     'n-big': { type: 'string' },
     'n-drain': { type: 'string' },
     'warm-up': { type: 'string' },
@@ -67,6 +68,10 @@ const q = args.quick;
 const config = {
   rounds: Number(args.rounds ?? (q ? 1 : 5)),
   push: { durable: Number(args['n-durable'] ?? (q ? 60 : 1000)), fast: Number(args['n-fast'] ?? (q ? 200 : 3000)) },
+  // pushMany(100) in both classes: with the counts above a round was 2 (durable) or 6 (fast)
+  // calls, so one slow file creation (15–900 µs on this ext4) or the round's first bucket
+  // decided the row; 20,000 is 40 calls a round.
+  many: Number(args['n-many'] ?? (q ? 400 : 20_000)),
   big: Number(args['n-big'] ?? (q ? 10 : 200)),
   drain: Number(args['n-drain'] ?? (q ? 100 : 6000)),
   // Messages each consumer process drains, untimed, before the timed drain. A fresh process
@@ -128,11 +133,20 @@ async function batched(p, count, payload, size) {
   for (let done = 0; done < count; done += size) await p.pushMany(batch.slice(0, Math.min(size, count - done)));
 }
 
-/** Pushes `count` messages with one fresh producer of `system`; open and close are not timed. */
+/** What each producer does once, untimed, before its timed pushes: one call of the workload. */
+const PUSH_WARM_UP = { seq: 1, conc16: 16, many100: 100 };
+
+/**
+ * Pushes `count` messages with one fresh producer of `system`; open and close are not timed, nor
+ * one first call of the workload (PUSH_WARM_UP), for every system alike: it pays once-per-producer
+ * costs (spoolq reads the groups and makes the first bucket, SQLite prepares its statements and
+ * grows its WAL) that a producer pays once, not per message.
+ */
 function pushRun(system, cls, kind, count, payload) {
   return withDir(`${system}-${kind}-${cls}`, async (dir) => {
     const p = await producers[system](dir, cls);
     try {
+      await PUSH_KINDS[kind].run(p, PUSH_WARM_UP[kind], payload);
       const start = nowMs();
       await PUSH_KINDS[kind].run(p, count, payload);
       return rate(count, nowMs() - start);
@@ -193,10 +207,13 @@ async function benchPush() {
   print('Floor: the sequential raw write of the class (durable: tmp write + fdatasync + rename + dir fsync; fast: no syncs).');
   print('spoolq time ÷ floor: < 1 is faster than a sequential raw producer. spoolq ÷ peer: throughput ratio, > 1 is spoolq faster.');
   print('Ratios: median of the rounds (range); msgs/s: totals over all rounds.');
+  print('Each producer makes one call of the workload untimed first (1 push, 16 pushes, or one pushMany of 100).');
   print();
   pushHeader();
   for (const cls of CLASSES) {
-    for (const [kind, { label }] of Object.entries(PUSH_KINDS)) await pushRow(cls, kind, config.push[cls], PAYLOAD, label);
+    for (const [kind, { label }] of Object.entries(PUSH_KINDS)) {
+      await pushRow(cls, kind, kind === 'many100' ? config.many : config.push[cls], PAYLOAD, label);
+    }
   }
   print();
 }
