@@ -237,6 +237,10 @@ describe('chaos: producers and consumers killed with SIGKILL at random', () => {
     };
     const stop = async (p: Proc) => {
       p.stopping = true;
+      // A process restarted just before the chaos ended may not have reached its SIGTERM handler
+      // yet (Node takes tens of ms to load it): SIGTERM would then kill it (seen once in CI).
+      // Its first log line comes after the handler is installed.
+      await waitFor(async () => (await readFile(p.log, 'utf8').catch(() => '')).includes('open '), 20_000);
       p.child.proc.kill('SIGTERM');
       const how = await Promise.race([p.child.exited, sleep(30_000).then(() => 'still running 30 s after SIGTERM')]);
       expect(how, `${p.slot}#${p.n} stops on SIGTERM; stderr:\n${p.child.stderr()}`).toBe(0);
