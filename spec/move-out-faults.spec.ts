@@ -1,0 +1,106 @@
+/**
+ * Two fault paths of a move-out (Leases #moveOut) that the kill and listing specs do not reach,
+ * with an fs wrapper (vi.mock of node:fs) in the queue's own process:
+ *   - the rename fails with EPERM: that is a failure of the nack, not "this file system has no
+ *     hard links" (only link() failing says that), so no copy is written and nothing changes;
+ *   - the rename's target is already a name of the same file (a duplicate made by some earlier
+ *     fault): rename() then does nothing and succeeds, and the lease's name must go anyway.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, expect, it, vi } from 'vitest';
+import { openQueue } from '../lib/index.js';
+import { allRecords, formatBucket, formatReady, parseLeased, parseReady, recordBit } from '../lib/names.js';
+import { cleanup, listFiles, spoolPath } from './helpers.js';
+
+const hook: { renameSync?: (from: string, to: string) => void } = {};
+
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs')>();
+  return {
+    ...real,
+    renameSync: (from: string, to: string) => {
+      hook.renameSync?.(String(from), String(to));
+      return real.renameSync(from, to);
+    },
+  };
+});
+
+afterEach(async () => {
+  hook.renameSync = undefined;
+  vi.restoreAllMocks();
+  await cleanup();
+});
+
+const isMoveOut = (from: string, to: string) => from.includes('/leased/') && to.includes('/ready/');
+
+it('EPERM from the rename of a move-out fails the nack and changes nothing: no copy, no fallback', async () => {
+  const spool = await spoolPath();
+  const q = await openQueue<string>(spool, { durability: 'none', leaseMs: 60_000 });
+  const ids = await q.pushMany(['a', 'b', 'c']);
+  const m = await q.pop({ timeoutMs: 0 });
+  const leased = join(spool, 'groups/default/leased');
+  const before = fs.readdirSync(leased);
+  hook.renameSync = (from, to) => {
+    if (isMoveOut(from, to))
+      throw Object.assign(new Error(`EPERM: operation not permitted, rename '${from}'`), { code: 'EPERM', syscall: 'rename' });
+  };
+  await expect(m?.nack({ delayMs: 0 })).rejects.toMatchObject({ code: 'ESTORAGE' });
+  hook.renameSync = undefined;
+  expect(fs.readdirSync(leased), 'the lease as it was, its next name undone').toEqual(before);
+  expect(fs.readdirSync(join(spool, 'tmp')), 'no copy written').toEqual([]);
+  // The message is still the lease's: an ack settles it, and the others come next.
+  await m?.ack();
+  const rest: string[] = [];
+  for (let n = await q.pop({ timeoutMs: 0 }); n; n = await q.pop({ timeoutMs: 0 })) {
+    rest.push(n.id);
+    await n.ack();
+  }
+  expect(rest).toEqual(ids.slice(1));
+  await q.close();
+});
+
+it("a move-out whose target is already a name of the same file removes the lease's name", async () => {
+  const spool = await spoolPath();
+  const q = await openQueue<string>(spool, { durability: 'none', leaseMs: 60_000 });
+  const ids = await q.pushMany(['a', 'b', 'c']);
+  const m = await q.pop({ timeoutMs: 0 });
+  const leasedDir = join(spool, 'groups/default/leased');
+  const [lease] = fs.readdirSync(leasedDir);
+  const ready = parseReady(parseLeased(lease as string)?.ready as string);
+  if (!ready || !m) throw new Error('no lease');
+  // The nack's target, made beforehand as another name of the same file (time held still).
+  const now = Date.now();
+  vi.spyOn(Date, 'now').mockReturnValue(now);
+  const target = join(
+    spool,
+    'groups/default/ready',
+    formatBucket(ready.priority, now, 10_000),
+    formatReady({ ...ready, id: m.id, attempt: ready.attempt + 1, visibleAt: now, settled: allRecords(3) & ~recordBit(0) }),
+  );
+  fs.mkdirSync(join(target, '..'), { recursive: true });
+  fs.linkSync(join(leasedDir, lease as string), target);
+  let noOp = false;
+  hook.renameSync = (from, to) => {
+    if (isMoveOut(from, to)) noOp = to === target && fs.statSync(from).ino === fs.statSync(to).ino;
+  };
+  await m.nack({ delayMs: 0 });
+  expect(noOp, 'the rename was onto another name of the same file').toBe(true);
+  vi.restoreAllMocks();
+  const left = fs.readdirSync(leasedDir);
+  expect(left, 'only the rest of the part is leased').toHaveLength(1);
+  expect(parseReady(parseLeased(left[0] as string)?.ready as string)?.settled).toBe(recordBit(0));
+  expect((await listFiles(join(spool, 'groups/default/ready'))).filter((f) => !f.endsWith('/')).map((f) => f.split('/').at(-1))).toEqual([
+    target.split('/').at(-1),
+  ]);
+  await q.close();
+  // Nothing is delivered twice: a, then b and c.
+  const r = await openQueue<string>(spool, { durability: 'none' });
+  const got: string[] = [];
+  for (let n = await r.pop({ timeoutMs: 0 }); n; n = await r.pop({ timeoutMs: 0 })) {
+    got.push(n.id);
+    await n.ack();
+  }
+  expect(got.sort()).toEqual([...ids].sort());
+  await r.close();
+});
