@@ -34,23 +34,29 @@ afterEach(async () => {
 
 const isMoveOut = (from: string, to: string) => from.includes('/leased/') && to.includes('/ready/');
 
-it('EPERM from the rename of a move-out fails the nack and changes nothing: no copy, no fallback', async () => {
+/** A queue holding an envelope of a, b and c, whose first message is popped (leased). */
+async function firstOfThree() {
   const spool = await spoolPath();
   const q = await openQueue<string>(spool, { durability: 'none', leaseMs: 60_000 });
   const ids = await q.pushMany(['a', 'b', 'c']);
   const m = await q.pop({ timeoutMs: 0 });
-  const leased = join(spool, 'groups/default/leased');
+  if (!m) throw new Error('nothing popped');
+  return { spool, q, ids, m, leasedDir: join(spool, 'groups/default/leased') };
+}
+
+it('EPERM from the rename of a move-out fails the nack and changes nothing: no copy, no fallback', async () => {
+  const { spool, q, ids, m, leasedDir: leased } = await firstOfThree();
   const before = fs.readdirSync(leased);
   hook.renameSync = (from, to) => {
     if (isMoveOut(from, to))
       throw Object.assign(new Error(`EPERM: operation not permitted, rename '${from}'`), { code: 'EPERM', syscall: 'rename' });
   };
-  await expect(m?.nack({ delayMs: 0 })).rejects.toMatchObject({ code: 'ESTORAGE' });
+  await expect(m.nack({ delayMs: 0 })).rejects.toMatchObject({ code: 'ESTORAGE' });
   hook.renameSync = undefined;
   expect(fs.readdirSync(leased), 'the lease as it was, its next name undone').toEqual(before);
   expect(fs.readdirSync(join(spool, 'tmp')), 'no copy written').toEqual([]);
   // The message is still the lease's: an ack settles it, and the others come next.
-  await m?.ack();
+  await m.ack();
   const rest: string[] = [];
   for (let n = await q.pop({ timeoutMs: 0 }); n; n = await q.pop({ timeoutMs: 0 })) {
     rest.push(n.id);
@@ -61,14 +67,10 @@ it('EPERM from the rename of a move-out fails the nack and changes nothing: no c
 });
 
 it("a move-out whose target is already a name of the same file removes the lease's name", async () => {
-  const spool = await spoolPath();
-  const q = await openQueue<string>(spool, { durability: 'none', leaseMs: 60_000 });
-  const ids = await q.pushMany(['a', 'b', 'c']);
-  const m = await q.pop({ timeoutMs: 0 });
-  const leasedDir = join(spool, 'groups/default/leased');
+  const { spool, q, ids, m, leasedDir } = await firstOfThree();
   const [lease] = fs.readdirSync(leasedDir);
   const ready = parseReady(parseLeased(lease as string)?.ready as string);
-  if (!ready || !m) throw new Error('no lease');
+  if (!ready) throw new Error('no lease');
   // The nack's target, made beforehand as another name of the same file (time held still).
   const now = Date.now();
   vi.spyOn(Date, 'now').mockReturnValue(now);
