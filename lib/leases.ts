@@ -44,6 +44,7 @@ import {
   parseReady,
   type ReadyName,
   recordBit,
+  unsettled,
 } from './names.js';
 import { type ReadRecord, readMessageFile, readRecord, TooLargeFileError } from './read-message.js';
 import type { IndexEntry } from './ready-index.js';
@@ -129,7 +130,7 @@ export class Leases {
       // another consumer reaped it. Either way it is not ours any more.
       if (isErrno(error, 'ENOENT')) return 'taken';
       if (!(error instanceof CorruptFileError)) throw storageError(error, 'read a claimed message'); // it is retried when the lease expires
-      await this.#quarantine(this.#leased(lease.name), ready, entry.name, error, { visibleAt: now, attempt: ready.attempt });
+      await this.#quarantine(lease, error, { visibleAt: now, attempt: ready.attempt });
       return 'quarantined';
     }
   }
@@ -446,7 +447,7 @@ export class Leases {
       ({ records } = await readMessageFile(this.#leased(lease.name), this.settings.maxMessageBytes, ready.count, lease.settled));
     } catch (error) {
       if (!(error instanceof CorruptFileError)) throw error;
-      await this.#quarantine(this.#leased(lease.name), ready, readyName, error, to);
+      await this.#quarantine(lease, error, to);
       return;
     }
     for (const [index, record] of records.entries()) {
@@ -502,42 +503,52 @@ export class Leases {
   /**
    * A bad file this consumer holds (claimed, or taken to be split) goes to the dead letters with
    * the reason. A damaged envelope read whole is taken apart first, so that one bad record does
-   * not bury its neighbours: each good record not settled yet goes back to ready/ as a message
-   * of its own with the same attempt (nothing of it failed), each bad record, and any bytes
-   * after the last record that can be delimited, become dead letters of their own with the
-   * reason; then the envelope is removed. Every byte of it is then in ready/ or dead/.
+   * not bury its neighbours: each good record not settled yet is moved out to a name of its own
+   * (#moveOut: `good`, the same attempt when a claim found the damage, since nothing of it
+   * failed), each bad record, and any bytes after the last record that can be delimited, become
+   * dead letters of their own with the reason; then the name is removed. Every byte of it is
+   * then in ready/ or dead/. A moved-out record's name is a link of the damaged file: it stays
+   * readable, since a reader skips the records its name has settled (decodeRecords).
    */
-  async #quarantine(leasedPath: string, ready: ReadyName, readyName: string, error: CorruptFileError, good: WriteOutTarget): Promise<void> {
+  async #quarantine(lease: Lease, error: CorruptFileError, good: WriteOutTarget): Promise<void> {
+    const leasedPath = this.#leased(lease.name);
+    const { readyName } = lease;
+    const ready = { ...lease.ready, settled: lease.settled };
     const code = (e: CorruptFileError): DeadCode => (e instanceof TooLargeFileError ? 'too-large' : 'corrupt');
     if (error.envelope === undefined) {
       await moveToDead(leasedPath, this.group.dead, readyName, { code: code(error), reason: error.message }, this.settings.modes);
       return;
     }
     const parts = envelopeParts(error.envelope);
-    if (!parts.records.some((part) => 'record' in part)) {
-      // Nothing to save (an empty file, say): the file itself is the evidence.
+    if (!parts.records.some((part) => 'record' in part) || unsettled(ready) === 1) {
+      // Nothing to save (an empty file, say), or one record that its own name cannot read (taking
+      // it apart again would only give it another name): the file itself is the evidence.
       await moveToDead(leasedPath, this.group.dead, readyName, { code: code(error), reason: error.message }, this.settings.modes);
       return;
     }
-    const saved: ReadRecord[] = [];
+    const first = parts.records.find((part) => 'record' in part);
+    const base = first && 'record' in first ? first.record.attributes.id : readyName;
+    const saved: Array<{ index: number; record: ReadRecord }> = [];
     const bad: Array<{ bytes: Buffer; name: string; why: { code: DeadCode; reason: string } }> = [];
     for (const part of parts.records) {
       if ((ready.settled & recordBit(part.index)) !== 0n) continue;
       let failure: CorruptFileError | null = 'error' in part ? part.error : null;
       if ('record' in part) {
         try {
-          saved.push(readRecord(part.record, part.index, this.settings.maxMessageBytes));
+          saved.push({ index: part.index, record: readRecord(part.record, part.index, this.settings.maxMessageBytes) });
         } catch (e) {
           if (!(e instanceof CorruptFileError)) throw e;
           failure = e;
         }
       }
       if (failure === null) continue;
+      // (Names that do not depend on this lease's name, so that a redo by another reaper writes
+      // the same dead letters, each rename replacing the last, not new ones.)
       // A record that decodes (over maxMessageBytes, say) keeps a message name: deadLetters() shows its id.
       const name =
         'record' in part
           ? formatReady({ priority: ready.priority, visibleAt: ready.visibleAt, id: part.record.attributes.id, attempt: ready.attempt })
-          : `${readyName}.${part.index}`;
+          : `${base}.${part.index}`;
       const reason = failure.message.startsWith('record ') ? failure.message : `record ${part.index}: ${failure.message}`;
       bad.push({ bytes: part.bytes, name, why: { code: code(failure), reason: `envelope: ${reason}` } });
     }
@@ -547,8 +558,7 @@ export class Leases {
     // #moveOut), under one dead name made from the file's first record, so that the reports of
     // several names are one dead letter (each rename replaces the last) and none is lost.
     const cutOff = allRecords(ready.count) & ~allRecords(Math.min(last + 1, ready.count - 1)) & ~ready.settled;
-    const first = parts.records.find((part) => 'record' in part);
-    const restName = `${first && 'record' in first ? first.record.attributes.id : readyName}.rest`;
+    const restName = `${base}.rest`;
     if (cutOff !== 0n && parts.rest !== null) {
       const reason = `envelope: ${parts.rest.length} bytes after record ${last} are not a record (${error.message})`;
       bad.push({ bytes: parts.rest, name: restName, why: { code: 'corrupt', reason } });
@@ -557,14 +567,24 @@ export class Leases {
       const reason = `envelope: records ${last + 1} to ${ready.count - 1} are missing (the file ends after record ${last})`;
       bad.push({ bytes: Buffer.alloc(0), name: restName, why: { code: 'corrupt', reason } });
     }
-    await this.#writeOut(ready, saved, good);
+    // The good records are moved out by links, one by one, as a split does: a kill part-way
+    // leaves each either here or in its own name, never both. The bad pieces are copies under
+    // names a redo writes again (replacing them); the name goes last.
+    for (const { index, record } of saved) {
+      try {
+        await this.#moveOut(lease, index, record.attributes.id, good);
+      } catch (error) {
+        if (!(error instanceof NoLinksError)) throw error;
+        await this.#copyOut(lease, index, record, good);
+      }
+    }
     for (const piece of bad) {
       const tmp = join(this.settings.tmp, `dead-${newToken()}`);
       await writeNewFile(tmp, piece.bytes, this.settings.sync, this.settings.modes);
       await moveToDead(tmp, this.group.dead, piece.name, piece.why, this.settings.modes);
     }
     if (this.settings.sync && bad.length > 0) await fsyncDir(this.group.dead);
-    unlinkIfPresent(leasedPath); // gone: another reaper took it apart too (duplicates, not losses)
+    unlinkIfPresent(this.#leased(lease.name)); // what is left of it: its bad records, now in dead/
   }
 
   /** The leased name of `lease` with another deadline or settled bitmap. */

@@ -176,8 +176,12 @@ export interface DecodedRecord extends DecodedFile {
 export function decodeRecords(file: Buffer, count: number, skip = 0n): Array<DecodedRecord | null> {
   if (count === 1) return [{ ...decodeFile(file), bytes: file }];
   const records: Array<DecodedRecord | null> = [];
+  // Every record left is settled in this name: what follows is the concern of the names that
+  // hold them (a part of the envelope, or a record moved out of it, judged by its own records).
+  const restSettled = () => records.length < count && skip >> BigInt(records.length) === (1n << BigInt(count - records.length)) - 1n;
   let offset = 0;
   while (offset < file.length) {
+    if (restSettled()) break;
     if (records.length === count) throw new CorruptFileError(`envelope: ${file.length - offset} bytes after its ${count} records`);
     const rest = file.subarray(offset);
     if (rest.length < HEADER_BYTES) throw new CorruptFileError(`envelope: record ${records.length} truncated to ${rest.length} bytes`);
@@ -196,6 +200,7 @@ export function decodeRecords(file: Buffer, count: number, skip = 0n): Array<Dec
     }
     offset += length;
   }
+  if (restSettled()) while (records.length < count) records.push(null);
   if (records.length !== count) throw new CorruptFileError(`envelope: ${records.length} records where its name says ${count}`);
   return records;
 }

@@ -15,7 +15,7 @@
  * record's bit: killed between the two, the copy and the envelope both delivered it.)
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openQueue } from '../dist/index.js';
@@ -119,15 +119,22 @@ const consume = (spool: string, syscall: Syscall | null, when: number) =>
   killedRun('envelope-consumer.mjs', [spool, '1', '1', String(LEASE_MS)], syscall, when, 'ready');
 
 /** Checks the drain after one kill, for the records `consumer` got (acked ones must not come back). */
-function checkDrain(label: string, ids: string[], consumer: Run, drained: Awaited<ReturnType<typeof drainAll>>): void {
-  const acked = new Set(said(consumer, 'acked'));
+function checkDrain(
+  label: string,
+  ids: string[],
+  consumer: Run,
+  drained: Awaited<ReturnType<typeof drainAll>>,
+  damaged: ReadonlySet<string> = new Set(),
+): void {
+  const acked = new Set([...said(consumer, 'acked'), ...damaged]); // a damaged record is never delivered either
   const hadIt = new Set([...acked, ...said(consumer, 'nacked'), ...said(consumer, 'holding')]);
   const times = new Map<string, number>();
   for (const { id } of drained.got) times.set(id, (times.get(id) ?? 0) + 1);
   for (const id of ids) {
-    expect(times.get(id) ?? 0, `${label}: ${id} (${acked.has(id) ? 'acked' : 'not acked'}) is delivered this often`).toBe(
-      acked.has(id) ? 0 : 1,
-    );
+    expect(
+      times.get(id) ?? 0,
+      `${label}: ${id} (${damaged.has(id) ? 'damaged' : acked.has(id) ? 'acked' : 'not acked'}) is delivered this often`,
+    ).toBe(acked.has(id) ? 0 : 1);
   }
   for (const { id, attempts } of drained.got) {
     if (hadIt.has(id)) expect(attempts, `${label}: ${id} comes back with a higher attempt`).toBeGreaterThan(1);
@@ -160,42 +167,56 @@ describe.skipIf(!hasStrace)('a record moved out of an envelope, the process kill
    * lease expired. With `leftover`, it was killed instead before the rename of its nack (after
    * the link): leased/ holds the part and a leftover link with its token.
    */
-  const expiredPart = async (leftover: boolean) => {
+  const expiredPart = async (state: 'clean' | 'leftover' | 'damaged') => {
     const run = await fiveRecords();
-    const consumer = leftover ? await consume(run.spool, 'rename', 3) : await consume(run.spool, null, 0);
-    const leased = await readdir(join(run.spool, 'groups/default/leased'));
-    expect(leased, 'one leased name, or the part and its leftover').toHaveLength(leftover ? 2 : 1);
+    const consumer = state === 'leftover' ? await consume(run.spool, 'rename', 3) : await consume(run.spool, null, 0);
+    const leasedDir = join(run.spool, 'groups/default/leased');
+    const leased = await readdir(leasedDir);
+    expect(leased, 'one leased name, or the part and its leftover').toHaveLength(state === 'leftover' ? 2 : 1);
+    const damaged = new Set<string>();
+    if (state === 'damaged') {
+      // A bit of record 3's payload flipped: the split takes the part apart (Leases #quarantine).
+      const path = join(leasedDir, leased[0] as string);
+      const bytes = await readFile(path);
+      let at = 0;
+      for (let k = 0; k < 3; k++) at += 20 + bytes.readUInt32LE(at + 8) + bytes.readUInt32LE(at + 12);
+      const payload = at + 20 + bytes.readUInt32LE(at + 8);
+      bytes.writeUInt8(bytes.readUInt8(payload) ^ 0x01, payload);
+      await writeFile(path, bytes);
+      damaged.add(run.ids[3] as string);
+    }
     await sleep(LEASE_MS + 50);
-    return { ...run, consumer };
+    return { ...run, consumer, damaged };
   };
 
-  it.each([false, true])(
-    'the split of an expired part killed at every step (a leftover link: %s)',
+  it.each(['clean', 'leftover', 'damaged'] as const)(
+    'the split of an expired part killed at every step (the part: %s)',
     { timeout: 180_000 },
-    async (leftover) => {
-      const dry = await expiredPart(leftover);
+    async (state) => {
+      const dry = await expiredPart(state);
       const reaper = await killedRun('open-reaper.mjs', [dry.spool, String(LEASE_MS)], null, 0, 'reaped');
       const count = (name: string) => reaper.calls.filter((c) => c.name === name).length;
       const counts = { rename: count('rename'), link: count('link'), unlink: count('unlink') };
       // the split's claim, then records 1 (if the nack did not finish), 2, 3 and 4 moved out: a link and a rename each, the last by the rename alone
-      expect(counts.rename, 'renames of the split').toBeGreaterThanOrEqual(3);
+      expect(counts.rename, 'renames of the split').toBeGreaterThanOrEqual(state === 'damaged' ? 2 : 3);
       expect(counts.link, 'links of the split').toBeGreaterThanOrEqual(2);
-      if (leftover) expect(counts.unlink, 'the unlink of the leftover').toBeGreaterThanOrEqual(1);
+      if (state !== 'clean')
+        expect(counts.unlink, 'the unlink of the leftover, or of what is left of the damaged part').toBeGreaterThanOrEqual(1);
       for (const syscall of ['rename', 'link', 'unlink'] as const) {
         for (let when = 1; when <= counts[syscall]; when++) {
-          const label = `split killed before ${syscall} #${when}${leftover ? ', with a leftover link' : ''}`;
-          const run = await expiredPart(leftover);
+          const label = `split killed before ${syscall} #${when} (the part: ${state})`;
+          const run = await expiredPart(state);
           const killed = await killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], syscall, when, 'reaped');
           expect(killed.exit, label).toBe('SIGKILL');
-          checkDrain(label, run.ids, run.consumer, await drainAll(run.spool));
+          checkDrain(label, run.ids, run.consumer, await drainAll(run.spool), run.damaged);
         }
       }
-      checkDrain('not killed by strace', dry.ids, dry.consumer, await drainAll(dry.spool));
+      checkDrain('not killed by strace', dry.ids, dry.consumer, await drainAll(dry.spool), dry.damaged);
     },
   );
 
   it('two reapers at once, one slowed between its claim and its removal of the leftover link', { timeout: 60_000 }, async () => {
-    const run = await expiredPart(true);
+    const run = await expiredPart('leftover');
     // A is held 1.5 s before its first unlink (the leftover's), with the part claimed; B reaps then.
     const a = killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], null, 0, 'reaped', ['unlink:delay_enter=1500000:when=1']);
     await sleep(800); // A started, claimed the part, and waits

@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
 import { backoffDelay } from '../lib/backoff.js';
-import { CorruptFileError, decodeFile, encodeRecords, HEADER_BYTES, type MessageAttributes } from '../lib/message-file.js';
+import { CorruptFileError, decodeFile, decodeRecords, encodeRecords, HEADER_BYTES, type MessageAttributes } from '../lib/message-file.js';
 import type { CodecName } from '../lib/options.js';
 
 /** One message file, as a publisher encodes it. */
@@ -147,6 +147,33 @@ describe('message file', () => {
       copy[bit >> 3] = (copy[bit >> 3] as number) ^ (1 << (bit & 7));
       expect(() => decodeFile(copy), `bit ${bit}`).toThrow(CorruptFileError);
     }
+  });
+});
+
+describe('envelope', () => {
+  const three = () =>
+    encodeRecords(
+      ['a', 'b', 'c'].map((x, i) => {
+        const attrs = JSON.stringify({ id: String(i).repeat(24), enqueuedAt: 1 });
+        return { codec: 'raw' as const, attrs, attrsBytes: attrs.length, payload: Buffer.from(x) };
+      }),
+    );
+
+  it('a name reads only the records it holds: damage in the ones it has settled after them is not its concern', () => {
+    const { file, offsets } = three();
+    const cut = file.subarray(0, offsets[2]); // record 2 gone
+    expect(() => decodeRecords(cut, 3)).toThrow(CorruptFileError);
+    expect(() => decodeRecords(cut, 3, 0b001n), "record 2 is this name's: the cut is").toThrow(CorruptFileError);
+    expect(decodeRecords(cut, 3, 0b100n).map((r) => r?.payload.toString() ?? null)).toEqual(['a', 'b', null]);
+    // Garbage after the last record: only a name holding that last record, or all of them, cares.
+    const tail = Buffer.concat([file, Buffer.from('junk')]);
+    expect(() => decodeRecords(tail, 3)).toThrow(CorruptFileError);
+    expect(decodeRecords(tail, 3, 0b110n).map((r) => r?.payload.toString() ?? null)).toEqual(['a', null, null]);
+    // A settled record before the ones held is skipped by its length, its bytes unchecked.
+    const flipped = Buffer.from(file);
+    flipped.writeUInt8((flipped.readUInt8((offsets[1] as number) - 1) ^ 1) & 0xff, (offsets[1] as number) - 1);
+    expect(() => decodeRecords(flipped, 3)).toThrow(CorruptFileError);
+    expect(decodeRecords(flipped, 3, 0b101n).map((r) => r?.payload.toString() ?? null)).toEqual([null, 'b', null]);
   });
 });
 
