@@ -542,9 +542,9 @@ export class Leases {
         }
       }
       if (failure === null) continue;
-      // (Names that do not depend on this lease's name, so that a redo by another reaper writes
-      // the same dead letters, each rename replacing the last, not new ones.)
-      // A record that decodes (over maxMessageBytes, say) keeps a message name: deadLetters() shows its id.
+      // A record that decodes (over maxMessageBytes, say) keeps a message name: deadLetters() shows
+      // its id. Neither name depends on this lease's name, so a redo by another reaper writes the
+      // same dead letters again (each rename replacing the last), not new ones.
       const name =
         'record' in part
           ? formatReady({ priority: ready.priority, visibleAt: ready.visibleAt, id: part.record.attributes.id, attempt: ready.attempt })
