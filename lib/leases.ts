@@ -44,7 +44,6 @@ import {
   parseReady,
   type ReadyName,
   recordBit,
-  unsettled,
 } from './names.js';
 import { type ReadRecord, readMessageFile, readRecord, TooLargeFileError } from './read-message.js';
 import type { IndexEntry } from './ready-index.js';
@@ -130,7 +129,14 @@ export class Leases {
       // another consumer reaped it. Either way it is not ours any more.
       if (isErrno(error, 'ENOENT')) return 'taken';
       if (!(error instanceof CorruptFileError)) throw storageError(error, 'read a claimed message'); // it is retried when the lease expires
-      await this.#quarantine(lease, error, { visibleAt: now, attempt: ready.attempt });
+      try {
+        await this.#quarantine(lease, error, { visibleAt: now, attempt: ready.attempt });
+      } catch (error) {
+        // The lease ran out while it was taken apart, and a reaper took it over: what was moved
+        // out stays moved out, the reaper has the rest.
+        if (isErrno(error, 'ENOENT')) return 'taken';
+        throw error;
+      }
       return 'quarantined';
     }
   }
@@ -520,17 +526,21 @@ export class Leases {
       return;
     }
     const parts = envelopeParts(error.envelope);
-    if (!parts.records.some((part) => 'record' in part) || unsettled(ready) === 1) {
-      // Nothing to save (an empty file, say), or one record that its own name cannot read (taking
-      // it apart again would only give it another name): the file itself is the evidence.
+    // The file's records are the first `count` delimited; whatever follows them (garbage, or
+    // records appended by something else) is its tail.
+    const records = parts.records.slice(0, ready.count);
+    const delimited = records.reduce((bytes, part) => bytes + part.bytes.length, 0);
+    const rest = delimited < error.envelope.length ? error.envelope.subarray(delimited) : null;
+    if (!records.some((part) => 'record' in part)) {
+      // Nothing to save (an empty file, say): the file itself is the evidence.
       await moveToDead(leasedPath, this.group.dead, readyName, { code: code(error), reason: error.message }, this.settings.modes);
       return;
     }
-    const first = parts.records.find((part) => 'record' in part);
+    const first = records.find((part) => 'record' in part);
     const base = first && 'record' in first ? first.record.attributes.id : readyName;
     const saved: Array<{ index: number; record: ReadRecord }> = [];
     const bad: Array<{ bytes: Buffer; name: string; why: { code: DeadCode; reason: string } }> = [];
-    for (const part of parts.records) {
+    for (const part of records) {
       if ((ready.settled & recordBit(part.index)) !== 0n) continue;
       let failure: CorruptFileError | null = 'error' in part ? part.error : null;
       if ('record' in part) {
@@ -552,17 +562,17 @@ export class Leases {
       const reason = failure.message.startsWith('record ') ? failure.message : `record ${part.index}: ${failure.message}`;
       bad.push({ bytes: part.bytes, name, why: { code: code(failure), reason: `envelope: ${reason}` } });
     }
-    const last = parts.records.length - 1;
+    const last = records.length - 1;
     // What follows the last record delimited is reported by every name of the file that holds a
     // record it cut off (parts of the envelope, records moved out of it: publisher.ts #names,
     // #moveOut), under one dead name made from the file's first record, so that the reports of
     // several names are one dead letter (each rename replaces the last) and none is lost.
     const cutOff = allRecords(ready.count) & ~allRecords(Math.min(last + 1, ready.count - 1)) & ~ready.settled;
     const restName = `${base}.rest`;
-    if (cutOff !== 0n && parts.rest !== null) {
-      const reason = `envelope: ${parts.rest.length} bytes after record ${last} are not a record (${error.message})`;
-      bad.push({ bytes: parts.rest, name: restName, why: { code: 'corrupt', reason } });
-    } else if (cutOff !== 0n && parts.records.length < ready.count) {
+    if (cutOff !== 0n && rest !== null) {
+      const reason = `envelope: ${rest.length} bytes after record ${last} are not a record of it (${error.message})`;
+      bad.push({ bytes: rest, name: restName, why: { code: 'corrupt', reason } });
+    } else if (cutOff !== 0n && records.length < ready.count) {
       // Cut at a record boundary: what is missing has no bytes left, but is not dropped silently.
       const reason = `envelope: records ${last + 1} to ${ready.count - 1} are missing (the file ends after record ${last})`;
       bad.push({ bytes: Buffer.alloc(0), name: restName, why: { code: 'corrupt', reason } });

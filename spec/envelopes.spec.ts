@@ -528,6 +528,42 @@ describe('found in review', () => {
     await q.close();
   });
 
+  it('bytes after the last record: every message is delivered, the bytes are one dead letter (review of the move-out)', async () => {
+    for (const [label, extra] of [
+      ['garbage', Buffer.from('23 bytes of plain junk!')],
+      ['a valid record appended', null],
+    ] as const) {
+      const spool = await spoolPath();
+      const { q, ids, path, bytes } = await oneEnvelope(spool);
+      // A record of another envelope, whole and valid, is not one of this file's three either.
+      const appended = extra ?? (await readFile(path)).subarray(0, 20 + bytes.readUInt32LE(8) + bytes.readUInt32LE(12));
+      await writeFile(path, Buffer.concat([bytes, appended]));
+      expect(
+        (await drain(q)).map((m) => m.id),
+        label,
+      ).toEqual(ids);
+      const dead = await q.deadLetters();
+      expect(
+        dead.map((d) => d.id),
+        label,
+      ).toEqual([`${ids[0]}.rest`]);
+      expect(await readFile(join(spool, 'groups/default/dead', (dead[0] as { file: string }).file)), label).toEqual(appended);
+      await q.close();
+    }
+  });
+
+  it('bytes after the last record of an envelope in parts: every message is delivered (review of the move-out)', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none' });
+    const ids = await q.pushMany(Array.from({ length: 33 }, (_, i) => i)); // parts of 32 and 1
+    const [part] = await readyFiles(spool);
+    const path = join(spool, 'groups/default/ready', (part as { file: string }).file);
+    await writeFile(path, Buffer.concat([await readFile(path), Buffer.from('junk')]));
+    expect((await drain(q)).map((m) => m.id)).toEqual(ids);
+    expect(await leftovers(spool), 'a part reads past bytes that only a whole-file reader reports').toEqual([]);
+    await q.close();
+  });
+
   it('strict FIFO per producer: a push is never overtaken by a later push of the same delay', async () => {
     const q = await openQueue<string>(await spoolPath(), { durability: 'none' });
     // b's delay must outlast the push of c, or b is due first and rightly delivered before c

@@ -165,10 +165,12 @@ describe('envelope', () => {
     expect(() => decodeRecords(cut, 3)).toThrow(CorruptFileError);
     expect(() => decodeRecords(cut, 3, 0b001n), "record 2 is this name's: the cut is").toThrow(CorruptFileError);
     expect(decodeRecords(cut, 3, 0b100n).map((r) => r?.payload.toString() ?? null)).toEqual(['a', 'b', null]);
-    // Garbage after the last record: only a name holding that last record, or all of them, cares.
+    // Garbage after the last record: a name that has settled records reads past it.
     const tail = Buffer.concat([file, Buffer.from('junk')]);
     expect(() => decodeRecords(tail, 3)).toThrow(CorruptFileError);
     expect(decodeRecords(tail, 3, 0b110n).map((r) => r?.payload.toString() ?? null)).toEqual(['a', null, null]);
+    // Bytes after all the records are reported by a name that holds them all, not by a part.
+    expect(decodeRecords(tail, 3, 0b001n).map((r) => r?.payload.toString() ?? null)).toEqual([null, 'b', 'c']);
     // A settled record before the ones held is skipped by its length, its bytes unchecked.
     const flipped = Buffer.from(file);
     flipped.writeUInt8((flipped.readUInt8((offsets[1] as number) - 1) ^ 1) & 0xff, (offsets[1] as number) - 1);
