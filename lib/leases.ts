@@ -28,7 +28,7 @@
  */
 import { existsSync, linkSync, lstatSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type DeadCode, moveToDead, removeReason, writeReason } from './dead-letters.js';
 import { ensureDir, exists, fsyncDir, fsyncDirSync, type Modes, NO_LINK_CODES, unlinkIfPresent, writeNewFile } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
@@ -294,68 +294,56 @@ export class Leases {
    */
   async #copyOut(lease: Lease, index: number, record: ReadRecord, to: WriteOutTarget): Promise<void> {
     lstatSync(this.#leased(lease.name)); // still ours? A lost lease must change nothing, so look before writing
-    const created = await this.#writeOut(lease.ready, [record], to);
+    const copy = await this.#writeOut(lease.ready, record, to);
     try {
       this.#settle(lease, index);
     } catch (error) {
       // The lease was lost while the copy was written: the envelope will deliver the record
       // again, so take back the copy this call made (a consumer that claimed it meanwhile keeps it).
-      for (const copy of created) {
-        try {
-          unlinkSync(copy);
-          if ('dead' in to) await removeReason(copy); // a dead letter's .why goes with it
-        } catch {}
-      }
+      try {
+        unlinkSync(copy);
+        if ('dead' in to) await removeReason(copy); // a dead letter's .why goes with it
+      } catch {}
       throw error;
     }
   }
 
   /**
-   * Writes records of an envelope out as message files of their own: into ready/ visible at
-   * `visibleAt` with attempt+1 (or `attempt`), or into dead/ with a reason (and the same attempt). Each is complete
-   * (fdatasynced with `sync`) before it is linked in, and its directory is fsynced before this
-   * resolves, since the envelope drops the records next. A link never replaces a file: a name
-   * that exists already (the same record, written by a redo) is left alone. Resolves to the
-   * paths this call created.
+   * Writes a record of an envelope out as a message file of its own (#copyOut, where there are
+   * no hard links): into ready/ visible at `to.visibleAt` with attempt+1 (or `to.attempt`), or
+   * into dead/ with a reason (and the same attempt). It is complete (fdatasynced with `sync`)
+   * before it is linked in, and its directory is fsynced before this resolves, since the
+   * envelope drops the record next. A link never replaces a file: a name that exists already
+   * (the same record, written by a redo) is left alone. Resolves to the path it created.
    */
-  async #writeOut(envelope: ReadyName, records: readonly ReadRecord[], to: WriteOutTarget): Promise<string[]> {
+  async #writeOut(envelope: ReadyName, record: ReadRecord, to: WriteOutTarget): Promise<string> {
     const { sync, modes } = this.settings;
-    const tmps: string[] = [];
-    const created: string[] = [];
-    const dirs = new Set<string>();
+    const { id } = record.attributes;
+    const tmp = join(this.settings.tmp, `${id}.${newToken()}`);
+    await writeNewFile(tmp, record.bytes, sync, modes);
     try {
-      for (const record of records) {
-        const { id } = record.attributes;
-        const tmp = join(this.settings.tmp, `${id}.${newToken()}`);
-        await writeNewFile(tmp, record.bytes, sync, modes);
-        tmps.push(tmp);
-        const own = { priority: envelope.priority, id, count: 1, settled: 0n };
-        let dir: string;
-        let nameAt: (visibleAt: number) => string;
-        let visibleAt: number;
-        if ('dead' in to) {
-          dir = this.group.dead;
-          visibleAt = envelope.visibleAt;
-          nameAt = (t) => formatReady({ ...own, attempt: envelope.attempt, visibleAt: t });
-        } else {
-          dir = join(this.group.ready, formatBucket(envelope.priority, to.visibleAt, this.settings.bucketMs));
-          await ensureDir(dir, this.group.ready, sync, modes);
-          visibleAt = to.visibleAt;
-          nameAt = (t) => formatReady({ ...own, attempt: to.attempt ?? envelope.attempt + 1, visibleAt: t });
-        }
-        const target = placeNew(tmp, dir, nameAt, visibleAt);
-        created.push(target);
-        if ('dead' in to) await writeReason(target, to.dead, modes);
-        dirs.add(dir);
+      const own = { priority: envelope.priority, id, count: 1, settled: 0n };
+      let target: string;
+      if ('dead' in to) {
+        target = placeNew(
+          tmp,
+          this.group.dead,
+          (t) => formatReady({ ...own, attempt: envelope.attempt, visibleAt: t }),
+          envelope.visibleAt,
+        );
+        await writeReason(target, to.dead, modes);
+      } else {
+        const dir = join(this.group.ready, formatBucket(envelope.priority, to.visibleAt, this.settings.bucketMs));
+        await ensureDir(dir, this.group.ready, sync, modes);
+        const attempt = to.attempt ?? envelope.attempt + 1;
+        target = placeNew(tmp, dir, (t) => formatReady({ ...own, attempt, visibleAt: t }), to.visibleAt);
       }
-      if (sync) for (const dir of dirs) await fsyncDir(dir);
-      return created;
+      if (sync) await fsyncDir(dirname(target));
+      return target;
     } finally {
-      for (const tmp of tmps) {
-        try {
-          unlinkSync(tmp);
-        } catch {}
-      }
+      try {
+        unlinkSync(tmp);
+      } catch {}
     }
   }
 
@@ -490,16 +478,13 @@ export class Leases {
    * records are never made; both are left, so nothing can be lost.)
    */
   #dropLeftovers(lease: Lease): void {
-    const all = allRecords(lease.ready.count);
-    const ours = all & ~lease.settled;
+    const claim = envelopeLease(lease.name) as EnvelopeLease;
     for (const name of readdirSync(this.group.leased)) {
-      const other = name === lease.name ? null : parseLeased(name);
-      const ready = other?.token === lease.token ? parseReady(other.ready) : null;
-      if (!ready || ready.count !== lease.ready.count) continue;
-      const theirs = all & ~ready.settled;
-      if ((theirs & ~ours) === 0n) {
+      const other = envelopeLease(name);
+      if (other === null) continue;
+      if (isLeftoverOf(other, claim)) {
         unlinkIfPresent(this.#leased(name));
-      } else if ((ours & ~theirs) === 0n) {
+      } else if (isLeftoverOf(claim, other)) {
         unlinkIfPresent(this.#leased(lease.name));
         throw Object.assign(new Error(`${lease.name} is a leftover of ${name}`), { code: 'ENOENT' });
       }
