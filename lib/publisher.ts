@@ -88,7 +88,6 @@ interface Run {
   options: CheckedOptions;
   groups: GroupPaths[];
   ids: string[];
-  count: number;
   bytes: number;
   visibleAt: number;
   /** Their records: ranges [from, to) of batches' records. */
@@ -194,21 +193,19 @@ export class Publisher {
           // The envelope is visible at the latest of its messages' times, so none is early; with
           // the same delay that is never later than a later push of the same delay (strict FIFO).
           run.options.delayMs === options.delayMs &&
-          run.count < MAX_ENVELOPE_RECORDS &&
+          run.ids.length < MAX_ENVELOPE_RECORDS &&
           run.bytes + size <= MAX_ENVELOPE_BYTES;
         if (!joins) {
           runs.push({
             options,
             groups,
             ids: [batch.ids[i] as string],
-            count: 1,
             bytes: size,
             visibleAt,
             pieces: [{ batch, from: i, to: i + 1 }],
           });
           continue;
         }
-        run.count++;
         run.ids.push(batch.ids[i] as string);
         run.bytes += size;
         run.visibleAt = Math.max(run.visibleAt, visibleAt);
@@ -242,7 +239,8 @@ export class Publisher {
    */
   #names(run: Run): string[] {
     const { priority } = run.options;
-    const { count, visibleAt } = run;
+    const { visibleAt } = run;
+    const count = run.ids.length;
     const size = this.#noLinks ? count : this.options.claimBatch;
     const names: string[] = [];
     for (let from = 0; from < count; from += size) {
