@@ -1,8 +1,10 @@
 /**
  * A record moved out of an envelope (a nack, or the split of an expired part) must be in exactly
  * one place at every instant, so that no kill can make the same (id, attempt) be delivered twice.
- * strace kills the process (`-e inject=…:signal=SIGKILL`, on entry: the call is not made) before
- * its n-th rename, and before its n-th link, for every n the run makes, in two processes:
+ * spec/fixtures/kill-at.mjs kills the process (SIGKILL, before the call is made) on its n-th
+ * rename, on its n-th link, and (a split) on its n-th unlink, for every n the run makes, counted in
+ * the order the process issues them, sync or async (strace's `inject=…:when=N` counts per thread,
+ * so a sweep with it never reached the calls made on libuv's pool), in two processes:
  *
  *   - a consumer holding a part of 5 records: it acks record 0, nacks record 1, holds record 2;
  *   - after that consumer is killed and its lease expired, a process whose openQueue splits the
@@ -33,24 +35,26 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 type Syscall = 'rename' | 'link' | 'unlink';
 
 interface Run {
-  /** How the process ended: 'SIGKILL' when the injection (or we) killed it, else its exit code. */
+  /** How the process ended: 'SIGKILL' when it was killed (by kill-at.mjs, or by us once done), else its exit code. */
   exit: string;
   stdout: string;
-  /** The renames, links and unlinks it made (or was killed entering), in order. */
+  /** The renames, links and unlinks it made, in order (strace's record). */
   calls: Array<{ name: string; args: string; ret: string }>;
+  /** The operation kill-at.mjs killed it on, before the call was made, if it did. */
+  killedIn: Syscall | null;
 }
 
 /**
- * Runs a fixture under strace, killed on entering its `when`-th call of `syscall` (none: not
- * killed by strace). A fixture still running once it printed `done` is killed then, as a crash would.
+ * Runs a fixture under strace (which records its renames, links and unlinks, and makes the
+ * `inject` tampering), killed by spec/fixtures/kill-at.mjs on its `when`-th call of `syscall`
+ * (none: not killed). A fixture still running once it printed `done` is killed then, as a crash would.
  */
 async function killedRun(
   fixture: string,
   args: string[],
-  syscall: Syscall | null,
-  when: number,
+  killAt: { syscall: Syscall; when: number } | null,
   done: string,
-  inject: string[] = syscall ? [`${syscall}:signal=SIGKILL:when=${when}`] : [],
+  inject: string[] = [],
 ): Promise<Run> {
   const trace = join(await tempDir('spoolq-move-out-'), 'trace');
   const proc: ChildProcess = spawn(
@@ -64,10 +68,15 @@ async function killedRun(
       '-o',
       trace,
       process.execPath,
+      ...(killAt ? ['--import', join(FIXTURES, 'kill-at.mjs')] : []),
       join(FIXTURES, fixture),
       ...args,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], detached: true }, // its own process group: a kill reaches node under strace too
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group: a kill reaches node under strace too
+      env: killAt ? { ...process.env, KILL_AT: `${killAt.syscall}:${killAt.when}` } : process.env,
+    },
   );
   const output = collectOutput(proc);
   const exited = new Promise<string>((resolve) => proc.on('exit', (code, signal) => resolve(signal ?? String(code))));
@@ -76,7 +85,8 @@ async function killedRun(
   const exit = ended ?? 'SIGKILL';
   await exited;
   const calls = parseTrace(await readFile(trace, 'utf8')).map(({ name, args, ret }) => ({ name, args, ret }));
-  return { exit, stdout: output.stdout(), calls };
+  const killedIn = (/^kill-at (rename|link|unlink) #/m.exec(output.stderr())?.[1] as Syscall | undefined) ?? null;
+  return { exit, stdout: output.stdout(), calls, killedIn };
 }
 
 const said = (run: Run, verb: string) =>
@@ -84,6 +94,43 @@ const said = (run: Run, verb: string) =>
     .split('\n')
     .filter((l) => l.startsWith(`${verb} `))
     .map((l) => l.slice(verb.length + 1));
+
+const callsOf = (run: Run, syscall: Syscall) => run.calls.filter((c) => c.name === syscall).length;
+
+/**
+ * How many calls of `syscall` every run makes, from a run not killed: a move-out that finds its
+ * ready bucket missing (the clock crossed into the next one: about one run in twelve here)
+ * unlinks its rest link, makes the bucket and links and renames again, so a run can make one
+ * rename, link and unlink more than another.
+ */
+const fewestCalls = (dry: Run, syscall: Syscall) =>
+  callsOf(dry, syscall) - dry.calls.filter((c) => c.name === 'rename' && c.ret.startsWith('-1 ENOENT')).length;
+
+/**
+ * Kills a fresh run (`start`) on entering its 1st, 2nd, … call of `syscall`, checking each
+ * (`check`), until a run makes fewer calls than that and finishes, which is checked too: the
+ * sweep follows the run's own number of calls, which can vary (fewestCalls). Returns how many
+ * runs were killed.
+ */
+async function sweep<R extends Run>(
+  syscall: Syscall,
+  what: string,
+  start: (when: number) => Promise<R>,
+  check: (label: string, run: R) => Promise<void>,
+): Promise<number> {
+  for (let when = 1; when < 100; when++) {
+    const label = `${what} killed before ${syscall} #${when}`;
+    const run = await start(when);
+    if (run.killedIn === null) {
+      expect(callsOf(run, syscall), `${label}: not killed, so it made fewer`).toBeLessThan(when);
+      await check(`${what} not killed: it makes ${when - 1} calls of ${syscall}`, run);
+      return when - 1;
+    }
+    expect(run.killedIn, label).toBe(syscall);
+    await check(label, run);
+  }
+  throw new Error(`${what}: still killed before ${syscall} #100`);
+}
 
 /**
  * Drains the queue once every lease has expired, and again once more leases could have expired
@@ -116,7 +163,7 @@ async function fiveRecords(): Promise<{ spool: string; ids: string[] }> {
 
 /** The consumer's part: ack record 0, nack record 1, hold record 2 (envelope-consumer.mjs). */
 const consume = (spool: string, syscall: Syscall | null, when: number) =>
-  killedRun('envelope-consumer.mjs', [spool, '1', '1', String(LEASE_MS)], syscall, when, 'ready');
+  killedRun('envelope-consumer.mjs', [spool, '1', '1', String(LEASE_MS)], syscall ? { syscall, when } : null, 'ready');
 
 /** Checks the drain after one kill, for the records `consumer` got (acked ones must not come back). */
 function checkDrain(
@@ -146,18 +193,20 @@ describe.skipIf(!hasStrace)('a record moved out of an envelope, the process kill
   it('a consumer killed at every step of its claim, ack and nack', { timeout: 120_000 }, async () => {
     const { spool, ids } = await fiveRecords();
     const dry = await consume(spool, null, 0);
-    const counts = { rename: dry.calls.filter((c) => c.name === 'rename').length, link: dry.calls.filter((c) => c.name === 'link').length };
     // claim, ack and the nack's move-out: at least 3 renames and 1 link
-    expect(counts.rename, 'renames of the consumer').toBeGreaterThanOrEqual(3);
-    expect(counts.link, 'links of the consumer').toBeGreaterThanOrEqual(1);
+    expect(fewestCalls(dry, 'rename'), 'renames of the consumer').toBeGreaterThanOrEqual(3);
+    expect(fewestCalls(dry, 'link'), 'links of the consumer').toBeGreaterThanOrEqual(1);
     for (const syscall of ['rename', 'link'] as const) {
-      for (let when = 1; when <= counts[syscall]; when++) {
-        const label = `consumer killed before ${syscall} #${when}`;
-        const run = await fiveRecords();
-        const consumer = await consume(run.spool, syscall, when);
-        expect(consumer.exit, label).toBe('SIGKILL');
-        checkDrain(label, run.ids, consumer, await drainAll(run.spool));
-      }
+      const killed = await sweep(
+        syscall,
+        'consumer',
+        async (when) => {
+          const run = await fiveRecords();
+          return { ...(await consume(run.spool, syscall, when)), ...run };
+        },
+        async (label, run) => checkDrain(label, run.ids, run, await drainAll(run.spool)),
+      );
+      expect(killed, `runs of the consumer killed before a ${syscall}`).toBeGreaterThanOrEqual(fewestCalls(dry, syscall));
     }
     checkDrain('not killed by strace', ids, dry, await drainAll(spool));
   });
@@ -194,22 +243,25 @@ describe.skipIf(!hasStrace)('a record moved out of an envelope, the process kill
     { timeout: 180_000 },
     async (state) => {
       const dry = await expiredPart(state);
-      const reaper = await killedRun('open-reaper.mjs', [dry.spool, String(LEASE_MS)], null, 0, 'reaped');
-      const count = (name: string) => reaper.calls.filter((c) => c.name === name).length;
-      const counts = { rename: count('rename'), link: count('link'), unlink: count('unlink') };
+      const reaper = await killedRun('open-reaper.mjs', [dry.spool, String(LEASE_MS)], null, 'reaped');
       // the split's claim, then records 1 (if the nack did not finish), 2, 3 and 4 moved out: a link and a rename each, the last by the rename alone
-      expect(counts.rename, 'renames of the split').toBeGreaterThanOrEqual(state === 'damaged' ? 2 : 3);
-      expect(counts.link, 'links of the split').toBeGreaterThanOrEqual(2);
+      expect(fewestCalls(reaper, 'rename'), 'renames of the split').toBeGreaterThanOrEqual(state === 'damaged' ? 2 : 3);
+      expect(fewestCalls(reaper, 'link'), 'links of the split').toBeGreaterThanOrEqual(2);
       if (state !== 'clean')
-        expect(counts.unlink, 'the unlink of the leftover, or of what is left of the damaged part').toBeGreaterThanOrEqual(1);
+        expect(fewestCalls(reaper, 'unlink'), 'the unlink of the leftover, or of what is left of the damaged part').toBeGreaterThanOrEqual(
+          1,
+        );
       for (const syscall of ['rename', 'link', 'unlink'] as const) {
-        for (let when = 1; when <= counts[syscall]; when++) {
-          const label = `split killed before ${syscall} #${when} (the part: ${state})`;
-          const run = await expiredPart(state);
-          const killed = await killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], syscall, when, 'reaped');
-          expect(killed.exit, label).toBe('SIGKILL');
-          checkDrain(label, run.ids, run.consumer, await drainAll(run.spool), run.damaged);
-        }
+        const killed = await sweep(
+          syscall,
+          `split (the part: ${state})`,
+          async (when) => {
+            const run = await expiredPart(state);
+            return { ...(await killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], { syscall, when }, 'reaped')), run };
+          },
+          async (label, { run }) => checkDrain(label, run.ids, run.consumer, await drainAll(run.spool), run.damaged),
+        );
+        expect(killed, `runs of the split killed before a ${syscall}`).toBeGreaterThanOrEqual(fewestCalls(reaper, syscall));
       }
       checkDrain('not killed by strace', dry.ids, dry.consumer, await drainAll(dry.spool), dry.damaged);
     },
@@ -218,9 +270,9 @@ describe.skipIf(!hasStrace)('a record moved out of an envelope, the process kill
   it('two reapers at once, one slowed between its claim and its removal of the leftover link', { timeout: 60_000 }, async () => {
     const run = await expiredPart('leftover');
     // A is held 1.5 s before its first unlink (the leftover's), with the part claimed; B reaps then.
-    const a = killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], null, 0, 'reaped', ['unlink:delay_enter=1500000:when=1']);
+    const a = killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], null, 'reaped', ['unlink:delay_enter=1500000:when=1']);
     await sleep(800); // A started, claimed the part, and waits
-    const b = await killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], null, 0, 'reaped');
+    const b = await killedRun('open-reaper.mjs', [run.spool, String(LEASE_MS)], null, 'reaped');
     expect(b.stdout).toContain('reaped');
     const slowed = await a;
     expect(slowed.stdout).toContain('reaped');
