@@ -1,6 +1,6 @@
 /** Small helpers shared by the benchmarks: temp dirs, clocks, rounds, percentiles, formatting, the machine. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { constants as C, closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,28 @@ export class Workspace {
     } catch {
       // sync -f is coreutils >= 8.24; without it the noise is only a little larger
     }
+  }
+
+  /**
+   * The cost of creating a file here: µs per open(O_CREAT | O_EXCL) of an empty file, median of
+   * `count`, in a fresh directory of the workspace (the files stay until cleanup). Every
+   * file-per-message system pays it per message, SQLite does not, and on an ext4 without a
+   * journal it is not a constant: the inode allocator skips every inode of the group freed in
+   * the last seconds to minutes (fs/ext4/ialloc.c, recently_deleted()), one by one, so after many
+   * deletions nearby a creation took 550–1,000 µs here instead of 15–30 (bench/README.md).
+   */
+  async creationCost(count = 200) {
+    const dir = await this.dir('creation-probe');
+    const times = [];
+    for (let i = 0; i < count; i++) {
+      const t = nowMs();
+      closeSync(openSync(join(dir, String(i)), C.O_CREAT | C.O_EXCL | C.O_WRONLY));
+      times.push((nowMs() - t) * 1000);
+    }
+    return percentile(
+      times.sort((a, b) => a - b),
+      50,
+    );
   }
 
   async cleanup() {

@@ -210,7 +210,8 @@ try {
     `Rounds ${config.rounds}; messages per workload: ${config.count.none} (none), ${config.count.fsync} (fsync); latency samples ${config.samples}.`,
   );
   results.loadBefore = await loadLine();
-  print(`Before: ${results.loadBefore}.`);
+  results.creationBefore = await ws.creationCost();
+  print(`Before: ${results.loadBefore}; a file creation in the workspace ${fmt.us(results.creationBefore)} µs.`);
   print();
   // Warm-up (untimed): JIT of both code paths and the directory caches.
   await writeFloor(await ws.dir('warmup'), { count: 200, sync: false });
@@ -220,7 +221,10 @@ try {
   if (config.only.has('latency')) await benchLatency();
   if (config.only.has('fanout')) await benchFanout();
   results.loadAfter = await loadLine();
-  print(`After: ${results.loadAfter}. Total time ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+  results.creationAfter = await ws.creationCost();
+  print(
+    `After: ${results.loadAfter}; a file creation in the workspace ${fmt.us(results.creationAfter)} µs. Total time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
+  );
   await save(new URL('./results/', import.meta.url), results);
 } finally {
   await ws.cleanup();
