@@ -1,5 +1,6 @@
 /** Runs `fn` over `items` with at most `limit` calls in flight; rejects with the first error after all settle. */
 export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  if (items.length === 1) return fn(items[0] as T, 0); // the common case (one file), without the workers
   let next = 0;
   let firstError: unknown = null;
   const worker = async (): Promise<void> => {

@@ -40,6 +40,12 @@ export class GroupCommit {
 
   commit(request: CommitRequest): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
+    if (!this.sync) {
+      // Nothing to wait for: ring now. Rounds come one after another from the publisher, so
+      // they are rung and resolved in order all the same.
+      for (const d of request.doorbells) this.ring(d);
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ ...request, resolve, reject });
       if (!this.#running) void this.#run();
@@ -57,18 +63,16 @@ export class GroupCommit {
         for (const d of p.dirs) dirs.add(d);
         for (const d of p.doorbells) doorbells.add(d);
       }
-      if (this.sync) {
-        try {
-          await Promise.all([...dirs].map((d) => fsyncDirIfPresent(d)));
-        } catch (error) {
-          this.#failure = new DurabilityError(
-            `A directory fsync failed after messages became visible, so whether they survive a power loss is unknown (${(error as Error).message}). The queue refuses further publishes; check the disk and restart the process`,
-            { cause: error },
-          );
-          for (const p of [...round, ...this.#pending]) p.reject(this.#failure);
-          this.#pending = [];
-          break;
-        }
+      try {
+        await Promise.all([...dirs].map((d) => fsyncDirIfPresent(d)));
+      } catch (error) {
+        this.#failure = new DurabilityError(
+          `A directory fsync failed after messages became visible, so whether they survive a power loss is unknown (${(error as Error).message}). The queue refuses further publishes; check the disk and restart the process`,
+          { cause: error },
+        );
+        for (const p of [...round, ...this.#pending]) p.reject(this.#failure);
+        this.#pending = [];
+        break;
       }
       for (const d of doorbells) this.ring(d); // synchronous, and never fails (doorbell.ts)
       for (const p of round) p.resolve();

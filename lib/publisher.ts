@@ -297,15 +297,17 @@ export class Publisher {
           // the commit, like any other directory fsync.
           if (placed === 'new-bucket') touched.add(group.ready);
         };
-        const outcomes = await Promise.allSettled(
-          groups.map(async (group, g) => {
-            for (const [n, name] of (g === lastGroup ? p.names.slice(0, -1) : p.names).entries()) {
-              record(group, name, await this.#link(p, group, name, `${g}.${n}`, copies, sync));
-            }
-          }),
-        );
-        const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-        if (failed) throw failed.reason;
+        if (lastGroup > 0 || p.names.length > 1) {
+          const outcomes = await Promise.allSettled(
+            groups.map(async (group, g) => {
+              for (const [n, name] of (g === lastGroup ? p.names.slice(0, -1) : p.names).entries()) {
+                record(group, name, await this.#link(p, group, name, `${g}.${n}`, copies, sync));
+              }
+            }),
+          );
+          const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+          if (failed) throw failed.reason;
+        }
         // Every link is made: the tmp file itself may go.
         const name = p.names.at(-1) as string;
         const last = groups[lastGroup] as GroupPaths;
