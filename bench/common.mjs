@@ -87,6 +87,21 @@ export class Workspace {
     );
   }
 
+  /**
+   * Waits until a file creation here costs at most `belowUs` (probed every 5 s, for at most
+   * `maxMs`): after many deletions nearby, an ext4 without a journal takes tens of seconds to
+   * minutes to come back (creationCost). Resolves to the last probe and how long it waited.
+   */
+  async settleCreation(belowUs = 40, maxMs = 90_000) {
+    const start = nowMs();
+    for (;;) {
+      const us = await this.creationCost();
+      const waitedMs = nowMs() - start;
+      if (us <= belowUs || waitedMs >= maxMs) return { us, waitedMs };
+      await sleep(5_000);
+    }
+  }
+
   async cleanup() {
     if (this.#root) await rm(this.#root, { recursive: true, force: true });
     this.#root = null;
