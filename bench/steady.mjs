@@ -7,11 +7,14 @@
  * it away.
  *
  * Why: on an ext4 without a journal, the inode allocator skips, one by one, every inode of the
- * group freed in the last 5 s (305 s while its inode-table block is dirty), so a file created
+ * group freed in the last 60 s (360 s while its inode-table block is dirty), so a file created
  * while another process deletes files nearby costs in proportion to those deletions
  * (Workspace#creationCost, bench/README.md). The other benches create and consume apart.
  *
  *   node bench/steady.mjs [--seconds 15] [--rounds 2]
+ *
+ * A run shorter than that window sees the cost grow, not its steady level: give --seconds 120+
+ * for that (and the machine several minutes).
  *
  * Order: per round, both "hold" runs, then both "ack" runs, each in a fresh directory, and each
  * only once a file creation in the workspace costs 40 µs or less again (or 90 s have passed:

@@ -12,7 +12,10 @@
  * never ack, extend or nack the redelivered copy (fencing). (A reaper that takes an expired
  * envelope to split it keeps the token, see #split; the deadline in the name still fences.) No
  * fsync here: losing a claim or an ack in a crash only causes a redelivery, which at-least-once
- * allows. The exception is #moveOut with sync, which must not leave a record in two places.
+ * allows, where a rename survives a power cut whole (a journal). Without one, a claim's removal
+ * from ready/ can reach the disk without its new name in leased/ (another process's fsync of the
+ * bucket), and the message is lost: docs/reliability.md, "Not guaranteed". The exception is
+ * #moveOut with sync, which must not leave a record in two places.
  *
  * An envelope (several messages in one file) is claimed, extended and reaped whole, by the same
  * renames. Its records are settled one by one, in its name: an ack of record i renames the lease
