@@ -197,16 +197,10 @@ export class Leases {
       reason: `failed ${lease.ready.attempt} of ${this.settings.maxAttempts} attempts: ${reason}`,
     };
     if (lease.ready.count > 1) {
-      const to = last ? { dead: why } : { visibleAt };
       try {
-        await this.#moveOut(lease, claimed.index, claimed.record.attributes.id, to);
+        await this.#takeOut(lease, claimed.index, claimed.record, last ? { dead: why } : { visibleAt });
       } catch (error) {
-        if (!(error instanceof NoLinksError)) throw this.#lost(error, 'nack');
-        try {
-          await this.#copyOut(lease, claimed.index, claimed.record, to); // no hard links here
-        } catch (error) {
-          throw this.#lost(error, 'nack');
-        }
+        throw this.#lost(error, 'nack');
       }
       return;
     }
@@ -220,6 +214,20 @@ export class Leases {
       await this.#requeue(from, lease.ready, visibleAt);
     } catch (error) {
       throw this.#lost(error, 'nack');
+    }
+  }
+
+  /**
+   * Takes record `index` (`record`) out of the envelope that `lease` holds into a name of its own:
+   * by a link (#moveOut), or by a copy where the file system has no hard links (#copyOut). A nack
+   * and a split do it, and a quarantine for each good record. Throws ENOENT when the lease is gone.
+   */
+  async #takeOut(lease: Lease, index: number, record: ReadRecord, to: WriteOutTarget): Promise<void> {
+    try {
+      await this.#moveOut(lease, index, record.attributes.id, to);
+    } catch (error) {
+      if (!(error instanceof NoLinksError)) throw error;
+      await this.#copyOut(lease, index, record, to);
     }
   }
 
@@ -450,12 +458,7 @@ export class Leases {
     for (const [index, record] of records.entries()) {
       if (record === null || (lease.settled & recordBit(index)) !== 0n) continue;
       try {
-        try {
-          await this.#moveOut(lease, index, record.attributes.id, to);
-        } catch (error) {
-          if (!(error instanceof NoLinksError)) throw error;
-          await this.#copyOut(lease, index, record, to);
-        }
+        await this.#takeOut(lease, index, record, to);
       } catch (error) {
         if (isErrno(error, 'ENOENT')) throw error; // another reaper took over
         // No room for a link or a copy (ENOSPC), say: return the rest of the envelope whole
@@ -568,14 +571,7 @@ export class Leases {
     // The good records are moved out by links, one by one, as a split does: a kill part-way
     // leaves each either here or in its own name, never both. The bad pieces are copies under
     // names a redo writes again (replacing them); the name goes last.
-    for (const { index, record } of saved) {
-      try {
-        await this.#moveOut(lease, index, record.attributes.id, good);
-      } catch (error) {
-        if (!(error instanceof NoLinksError)) throw error;
-        await this.#copyOut(lease, index, record, good);
-      }
-    }
+    for (const { index, record } of saved) await this.#takeOut(lease, index, record, good);
     for (const piece of bad) {
       const tmp = join(this.settings.tmp, `dead-${newToken()}`);
       await writeNewFile(tmp, piece.bytes, this.settings.sync, this.settings.modes);
