@@ -21,10 +21,12 @@
  * Workspace#settleCreation), so that no run pays for the deletions of the one before.
  */
 import { fork } from 'node:child_process';
-import { constants as C, closeSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DIST, fmt, loadLine, machineInfo, nowMs, PAYLOAD, percentile, report, Workspace } from './common.mjs';
+import { nextMessage } from './drain.mjs';
+import { floorDirs, writeOne } from './floor.mjs';
 
 const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '15' }, rounds: { type: 'string', default: '2' } } });
 const seconds = Number(args.seconds);
@@ -33,21 +35,10 @@ const { openQueue } = await import(DIST);
 const ws = new Workspace();
 const { print, save } = report();
 
-const message = (child, type) =>
-  new Promise((resolve, reject) => {
-    const on = (m) => {
-      if (m.type !== type) return;
-      child.off('message', on);
-      resolve(m);
-    };
-    child.on('message', on);
-    child.once('exit', (code) => reject(new Error(`steady-child exited (${code}) before '${type}'`)));
-  });
-
 /** µs per message, second by second, of `produce` (one message per call) beside a consumer in `mode`. */
 async function beside(path, mode, produce) {
   const child = fork(new URL('./steady-child.mjs', import.meta.url), [path, mode], { stdio: 'inherit' });
-  await message(child, 'ready');
+  await nextMessage(child, 'ready');
   const perSecond = [];
   for (let s = 0; s < seconds; s++) {
     const end = nowMs() + 1000;
@@ -59,7 +50,7 @@ async function beside(path, mode, produce) {
     }
     perSecond.push(((nowMs() - start) * 1000) / n);
   }
-  const done = message(child, 'done');
+  const done = nextMessage(child, 'done');
   child.send('stop');
   const { count } = await done;
   return { perSecond, consumed: count };
@@ -74,21 +65,17 @@ async function spoolqRun(mode) {
   }
 }
 
+/** The raw floor of floor.mjs (tmp write + rename, no syncs), one file a call. */
 async function floorRun(mode) {
   const dir = await ws.dir(`floor-${mode}`);
-  for (const sub of ['tmp', 'ready', 'held']) mkdirSync(join(dir, sub));
+  const dirs = await floorDirs(dir);
+  mkdirSync(join(dir, 'held'));
   let i = 0;
-  const write = async () => {
-    const name = `m${i++}`;
-    const fd = openSync(join(dir, 'tmp', name), C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
-    try {
-      writeSync(fd, PAYLOAD);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(join(dir, 'tmp', name), join(dir, 'ready', name));
-  };
-  return beside(dir, `floor-${mode}`, write);
+  try {
+    return await beside(dir, `floor-${mode}`, () => writeOne(dirs, `m${i++}`, false));
+  } finally {
+    await dirs.close();
+  }
 }
 
 const summary = (perSecond) => {
