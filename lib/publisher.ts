@@ -20,13 +20,12 @@
  */
 import { linkSync, renameSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import { encodePayload } from './codec.js';
 import { forEachLimit } from './concurrency.js';
 import { ensureDir, NO_LINK_CODES, writeNewFile } from './durable-fs.js';
 import { ioHint, isErrno, MessageTooLargeError, PublishError, SpoolqError } from './errors.js';
 import type { GroupCommit } from './group-commit.js';
-import type { GroupPaths, Spool } from './layout.js';
+import { entry, type GroupPaths, type Spool } from './layout.js';
 import { attributesJson, encodeRecords, MAX_ATTRIBUTE_BYTES, MAX_ENVELOPE_BYTES, type OutgoingRecord } from './message-file.js';
 import {
   allRecords,
@@ -125,8 +124,8 @@ export class Publisher {
   ) {}
 
   /** Publishes every item of `data`, all with `options`, as one commit; resolves to their ids, in order. */
-  async publish(data: readonly unknown[], options: PushOptions = {}): Promise<string[]> {
-    const checked = checkOptions(options);
+  async publish(data: readonly unknown[], options?: PushOptions): Promise<string[]> {
+    const checked = options === undefined ? DEFAULT_OPTIONS : checkOptions(options);
     const records = data.map((d) => this.#prepare(d, checked));
     if (this.commit.failure) throw this.commit.failure;
     if (records.length === 0) return [];
@@ -220,7 +219,7 @@ export class Publisher {
       return {
         p: {
           file: files.length === 1 ? (files[0] as Buffer) : Buffer.concat(files),
-          tmp: join(this.spool.tmp, run.ids[0] as string),
+          tmp: entry(this.spool.tmp, run.ids[0] as string),
           bucket: formatBucket(priority, run.visibleAt, this.spool.bucketMs),
           names: this.#names(run),
         },
@@ -244,8 +243,7 @@ export class Publisher {
     const size = this.#noLinks ? count : this.options.claimBatch;
     const names: string[] = [];
     for (let from = 0; from < count; from += size) {
-      const part = recordRange(from, Math.min(from + size, count));
-      const settled = count === 1 ? 0n : allRecords(count) & ~part;
+      const settled = count === 1 ? 0n : allRecords(count) & ~recordRange(from, Math.min(from + size, count));
       names.push(formatReady({ priority, visibleAt, id: run.ids[from] as string, attempt: 1, count, settled }));
     }
     return names;
@@ -288,8 +286,8 @@ export class Publisher {
         // Each name is recorded as soon as it is placed, so that a failure after it undoes it.
         const record = (group: GroupPaths, name: string, placed: Placed) => {
           if (placed === 'gone') return; // the group was deleted meanwhile
-          const dir = join(group.ready, p.bucket);
-          visible.push(join(dir, name));
+          const dir = entry(group.ready, p.bucket);
+          visible.push(entry(dir, name));
           touched.add(dir);
           doorbells.add(group.doorbell);
           // A bucket made just now (by us or by another process that may not have synced yet):
@@ -343,8 +341,8 @@ export class Publisher {
   }
 
   #placeInto(source: string, bucket: string, name: string, group: GroupPaths, move: boolean): Promise<Placed> {
-    const dir = join(group.ready, bucket);
-    return this.#place(source, join(dir, name), dir, group.ready, move);
+    const dir = entry(group.ready, bucket);
+    return this.#place(source, entry(dir, name), dir, group.ready, move);
   }
 
   /** The groups `count` messages with `topic` go to; counts them as unrouted when none matches. */
@@ -429,6 +427,9 @@ function checkOptions(options: PushOptions): CheckedOptions {
   if (topic !== undefined) extraAttrs += `,"topic":${JSON.stringify(topic)}`;
   return { priority, delayMs, topic, extraAttrs, extraAttrsBytes: Buffer.byteLength(extraAttrs) };
 }
+
+/** The options of a push() called without any: checked once. */
+const DEFAULT_OPTIONS: CheckedOptions = Object.freeze(checkOptions({}));
 
 function checkHeaders(headers: unknown): Record<string, string> | undefined {
   if (headers === undefined) return undefined;
