@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { afterEach, expect, it, vi } from 'vitest';
 import { openQueue } from '../lib/index.js';
 import { cleanup, spoolPath } from './helpers.js';
+import { drain } from './pubsub-helpers.js';
 
 vi.mock('node:fs', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs')>();
@@ -48,5 +49,25 @@ it('a group created in the same second as the last routing read gets the next pu
     expect(await early?.stats()).toMatchObject({ ready: 2 });
     expect(await late?.stats(), `round ${round}`).toMatchObject({ ready: 1 });
     await Promise.all([producer, early, late].map((q) => q?.close()));
+  }
+});
+
+it('a bind or unbind in the same second as the last routing read routes the next push by it (5 rounds)', async () => {
+  for (let round = 0; round < 5; round++) {
+    const spool = await spoolPath();
+    const producer = await openQueue(spool, { durability: 'none', group: null });
+    const admin = await openQueue(spool, { durability: 'none', group: null });
+    await createGroupElsewhere(spool, 'g'); // bound to '#'
+    await sleep(1_000 - (Date.now() % 1_000) + 50); // early in a second: the rest of the round fits in it
+    await admin.unbind('g', ['#']); // routes change in this second: g takes nothing now
+    await producer.push('dropped', { topic: 'x.a' }); // lists groups/: its mtime, rounded, is this second's
+    await admin.bind('g', ['x.*']); // changes them again, in the same second: only a marker is renamed
+    await producer.push('taken', { topic: 'x.b' });
+    const g = await openQueue(spool, { durability: 'none', group: 'g' });
+    expect(
+      (await drain(g)).map((m) => m.data),
+      `round ${round}`,
+    ).toEqual(['taken']);
+    await Promise.all([producer, admin, g].map((q) => q.close()));
   }
 });
