@@ -126,7 +126,8 @@ export class Publisher {
   /** Publishes every item of `data`, all with `options`, as one commit; resolves to their ids, in order. */
   async publish(data: readonly unknown[], options?: PushOptions): Promise<string[]> {
     const checked = options === undefined ? DEFAULT_OPTIONS : checkOptions(options);
-    const records = data.map((d) => this.#prepare(d, checked));
+    const enqueuedAt = this.ids.now(); // one time for the messages of one call: they are enqueued together
+    const records = data.map((d) => this.#prepare(d, checked, enqueuedAt));
     if (this.commit.failure) throw this.commit.failure;
     if (records.length === 0) return [];
     // Encoded now, while the data is the caller's to give: a buffer may be reused once push()
@@ -361,7 +362,7 @@ export class Publisher {
     return copy;
   }
 
-  #prepare(data: unknown, options: CheckedOptions): OutgoingRecord & { id: string; visibleAt: number } {
+  #prepare(data: unknown, options: CheckedOptions, enqueuedAt: number): OutgoingRecord & { id: string; visibleAt: number } {
     const payload = encodePayload(this.options.codec, data);
     if (payload.length > this.options.maxMessageBytes) {
       throw new MessageTooLargeError(
@@ -369,7 +370,6 @@ export class Publisher {
       );
     }
     const id = this.ids.next();
-    const enqueuedAt = this.ids.now();
     const attrs = attributesJson(id, enqueuedAt, options.extraAttrs);
     // All but the extra attributes are ASCII, one byte a character.
     const attrsBytes = attrs.length - options.extraAttrs.length + options.extraAttrsBytes;
