@@ -96,20 +96,25 @@ export class Spool {
 
   /**
    * Says that the routes changed (a group created or deleted, a binding added or removed), once
-   * the change is done: renames the marker `groups/.routes-<random>` to a fresh name, so every
-   * publisher's cached routes (routing.ts) are stale from now on. Not synced: caches live in
-   * memory only. ENOENT means another process renamed it after our change: that serves too.
+   * the change is done: renames every marker `groups/.routes-<random>` it finds to a fresh name
+   * (or makes one, if there is none), so every publisher's cached routes (routing.ts) are stale
+   * from now on. Every marker, not one: two processes that both found none make two, and a
+   * publisher that listed only one of them must see it go (routing.ts relies on it). Not synced:
+   * caches live in memory only. ENOENT means another process renamed it after our change: that
+   * serves too.
    */
   async routesChanged(): Promise<void> {
     const marks = (await readdir(this.groups)).filter((n) => n.startsWith(ROUTES_MARK));
-    const fresh = join(this.groups, ROUTES_MARK + randomBytes(8).toString('hex'));
+    const fresh = () => join(this.groups, ROUTES_MARK + randomBytes(8).toString('hex'));
     if (marks.length === 0) {
-      await writeNewFile(fresh, Buffer.alloc(0), false, this.modes);
+      await writeNewFile(fresh(), Buffer.alloc(0), false, this.modes);
       return;
     }
-    await rename(join(this.groups, marks[0] as string), fresh).catch((error) => {
-      if (!isErrno(error, 'ENOENT')) throw error;
-    });
+    for (const mark of marks) {
+      await rename(join(this.groups, mark), fresh()).catch((error) => {
+        if (!isErrno(error, 'ENOENT')) throw error;
+      });
+    }
   }
 
   /** Whether the group exists (a half-made one never does: groups are renamed in whole). */
@@ -126,8 +131,11 @@ export class Spool {
     const paths = this.group(name);
     if (await this.hasGroup(name)) {
       // Whoever created it may have died before its fsync of groups/ (or seen it fail): sync
-      // again, so that a group this handle publishes to is durable. One fsync per open.
+      // again, so that a group this handle publishes to is durable. One fsync per open. And it
+      // may not have said yet that the routes changed: a push made after this open resolves
+      // must reach the group, so say it again.
       if (sync) await fsyncDir(this.groups);
+      await this.routesChanged();
       return false;
     }
     const staging = join(this.tmp, `group-${randomBytes(6).toString('hex')}`);

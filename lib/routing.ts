@@ -20,13 +20,16 @@
  * One stat instead of an open, two reads and a close on every publish.
  *
  * Until the mtime has settled (the first SETTLED_MS after a change of the routes, and for good
- * where timestamps are coarse), the markers of the last listing stand in for it: each change,
- * once done, renames a marker that its own listing found (Spool.routesChanged), so the first
- * change done after our listing renamed one of ours, and every later one follows a change that
- * did. While each of them is still there, no change of the routes was done since (a change still
- * under way may be missed, as the mtime test may miss it: a group is created once openQueue
- * resolves). A stat of the marker instead of a listing: a fresh queue's producer listed groups/
- * at every push for its first 20 ms, ~400 pushes at 10–15 µs more each (bench/README.md).
+ * where timestamps are coarse), the markers of the last listing stand in for it. Each change of
+ * the routes, once made, lists groups/ and renames every marker it finds, or makes one if it
+ * finds none (Spool.routesChanged). A change made after our listing lists groups/ after it too,
+ * so each of our markers is then either gone already or renamed by it; with no marker at all,
+ * there is nothing to go on and groups/ is listed. So while each marker of our last listing is
+ * still there, no change was made since that listing; a change under way (a group renamed in,
+ * its marker not yet renamed) has not resolved, and openQueue of a group that exists renames the
+ * markers too, so a push made after it resolves reaches that group. A stat of each marker
+ * instead of a listing: a fresh queue's producer listed groups/ at every push for its first
+ * 20 ms, ~400 pushes at 10–15 µs more each (bench/README.md).
  *
  * A message with a topic goes to every group with a matching pattern; a message without one
  * only to groups bound to '#' (every group opened without `topics` is).

@@ -7,6 +7,9 @@
  * another process) before a push is called must still get that push.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterEach, expect, it, vi } from 'vitest';
@@ -71,3 +74,49 @@ it('a bind or unbind in the same second as the last routing read routes the next
     await Promise.all([producer, admin, g].map((q) => q.close()));
   }
 });
+
+// Found in review: the two ways a change could leave every marker of a publisher's last listing
+// in place.
+
+it('an unbind is seen by the next push when two markers were made at once (5 rounds)', async () => {
+  for (let round = 0; round < 5; round++) {
+    const spool = await spoolPath();
+    const producer = await openQueue(spool, { durability: 'none', group: null });
+    const admin = await openQueue(spool, { durability: 'none', group: null });
+    const groups = join(spool, 'groups');
+    await sleep(1_000 - (Date.now() % 1_000) + 50);
+    expect(markers(groups)).toEqual([]); // a first change of the routes lists groups/ and finds no marker ...
+    await createGroupElsewhere(spool, 'g'); // meanwhile another process makes g (bound to '#') and marker X
+    await producer.push('one'); // lists groups/: marker X
+    // ... and makes one of its own, as Spool.routesChanged does when it finds none
+    writeFileSync(join(groups, `.routes-${randomBytes(8).toString('hex')}`), '', { flag: 'wx' });
+    expect(markers(groups)).toHaveLength(2);
+    await admin.unbind('g', ['#']); // resolved: g takes nothing now, whichever marker readdir lists first
+    await producer.push('two');
+    const g = await openQueue(spool, { durability: 'none', group: 'g' });
+    expect(
+      (await drain(g)).map((m) => m.data),
+      `round ${round}`,
+    ).toEqual(['one']);
+    await Promise.all([producer, admin, g].map((q) => q.close()));
+  }
+});
+
+it('a group that openQueue found, before its maker said the routes changed, gets the next push', async () => {
+  const spool = await spoolPath();
+  await (await openQueue(spool, { durability: 'none', group: 'g' })).close(); // g built, marker X
+  const staged = join(spool, 'tmp', 'group-staged');
+  const producer = await openQueue(spool, { durability: 'none', group: null });
+  await sleep(1_000 - (Date.now() % 1_000) + 50);
+  renameSync(join(spool, 'groups', 'g'), staged); // as if g were still being built under tmp/
+  await producer.push('one'); // lists groups/: no g, marker X
+  renameSync(staged, join(spool, 'groups', 'g')); // its maker renames it in, and has not renamed X yet
+  const found = await openQueue(spool, { durability: 'none', group: 'g' }); // resolves: g exists
+  await producer.push('two');
+  expect((await drain(found)).map((m) => m.data)).toEqual(['two']);
+  await Promise.all([producer, found].map((q) => q.close()));
+});
+
+function markers(groups: string): string[] {
+  return readdirSync(groups).filter((name) => name.startsWith('.routes-'));
+}
