@@ -147,10 +147,9 @@ async function ensureTopicsDir(spool: Spool, group: GroupPaths, sync: boolean): 
 /** Makes the group's bindings exactly `patterns` (validated by the caller), durably. */
 export async function setPatterns(spool: Spool, group: GroupPaths, patterns: readonly string[], sync: boolean): Promise<void> {
   const current = (await readPatterns(group)) ?? [MATCH_ALL];
-  await changePatterns(
-    spool,
-    group,
-    { add: patterns.filter((p) => !current.includes(p)), remove: current.filter((p) => !patterns.includes(p)) },
-    sync,
-  );
+  const add = patterns.filter((p) => !current.includes(p));
+  const remove = current.filter((p) => !patterns.includes(p));
+  await changePatterns(spool, group, { add, remove }, sync);
+  // already as asked, maybe by a change elsewhere not yet said: say it, as ensureGroup does
+  if (add.length === 0 && remove.length === 0) await spool.routesChanged();
 }

@@ -244,8 +244,9 @@ export class Queue<T = unknown, In = T> {
       try {
         await rename(this.#spool.group(group).root, grave);
       } catch (error) {
-        if (isErrno(error, 'ENOENT')) return false;
-        throw error;
+        if (!isErrno(error, 'ENOENT')) throw error;
+        await this.#spool.routesChanged(); // maybe deleted elsewhere, not yet said
+        return false;
       }
       if (this.#sync) await fsyncDir(this.#spool.groups);
       await this.#spool.routesChanged();

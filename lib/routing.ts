@@ -27,9 +27,11 @@
  * there is nothing to go on and groups/ is listed. So while each marker of our last listing is
  * still there, no change was made since that listing; a change under way (a group renamed in,
  * its marker not yet renamed) has not resolved, and openQueue of a group that exists renames the
- * markers too, so a push made after it resolves reaches that group. A stat of each marker
- * instead of a listing: a fresh queue's producer listed groups/ at every push for its first
- * 20 ms, ~400 pushes at 10–15 µs more each (bench/README.md).
+ * markers too, as do a rebind and a deletion that find their change already made elsewhere, so a
+ * push made after any of them resolves sees it. A stat of each marker instead of a listing: a
+ * fresh queue's producer listed groups/ at every push for its first 20 ms, ~400 pushes at
+ * 10–15 µs more each (bench/README.md). A process of a version before this one renames only one
+ * marker: with two of them, mixing versions can miss a change for up to ROUTES_TTL_MS.
  *
  * A message with a topic goes to every group with a matching pattern; a message without one
  * only to groups bound to '#' (every group opened without `topics` is).

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterEach, expect, it, vi } from 'vitest';
+import { entryName } from '../lib/bindings.js';
 import { openQueue } from '../lib/index.js';
 import { cleanup, spoolPath } from './helpers.js';
 import { drain } from './pubsub-helpers.js';
@@ -115,6 +116,46 @@ it('a group that openQueue found, before its maker said the routes changed, gets
   await producer.push('two');
   expect((await drain(found)).map((m) => m.data)).toEqual(['two']);
   await Promise.all([producer, found].map((q) => q.close()));
+});
+
+// Found in the review of that fix: calls that found their change already made elsewhere, not yet
+// announced, and resolved.
+
+it('subscribe that finds its patterns already written by a bind elsewhere: the next push honours them', async () => {
+  const spool = await spoolPath();
+  const own = await openQueue(spool, { durability: 'none', group: 'g', topics: ['a.*'] });
+  const producer = await openQueue(spool, { durability: 'none', group: null });
+  await sleep(1_000 - (Date.now() % 1_000) + 50); // early in a second: the rest fits in it
+  await producer.push('one', { topic: 'a.1' }); // lists groups/: g bound to a.*, marker X
+  // another process's bind(g, ['x.*']): its entry is in place, its routesChanged not made yet
+  writeFileSync(join(spool, 'groups/g/topics', entryName('x.*')), 'x.*');
+  const sub = await own.subscribe(['a.*', 'x.*'], async () => {}); // resolves: g bound to exactly a.*, x.*
+  await sub.close();
+  await producer.push('two', { topic: 'x.1' });
+  const g = await openQueue(spool, { durability: 'none', group: 'g' });
+  expect((await drain(g)).map((m) => m.data)).toContain('two');
+  await Promise.all([producer, own, g].map((q) => q.close()));
+});
+
+it('deleteGroup that finds the group deleted elsewhere, not yet announced: a keepUnrouted push goes to unrouted (5 rounds)', async () => {
+  for (let round = 0; round < 5; round++) {
+    const spool = await spoolPath();
+    await (await openQueue(spool, { durability: 'none', group: 'g', topics: ['x.*'] })).close();
+    const producer = await openQueue(spool, { durability: 'none', group: null, keepUnrouted: true });
+    const admin = await openQueue(spool, { durability: 'none', group: null });
+    await sleep(1_000 - (Date.now() % 1_000) + 50);
+    await (await openQueue(spool, { durability: 'none', group: 'h', topics: ['y.*'] })).close(); // groups/ changes in this second
+    await producer.push('one', { topic: 'x.1' }); // lists groups/: g, marker X
+    renameSync(join(spool, 'groups/g'), join(spool, 'tmp/deleted-g-000000')); // another deleteGroup, before its routesChanged
+    expect(await admin.deleteGroup('g')).toBe(false); // resolves: there is no g
+    await producer.push('two', { topic: 'x.2' });
+    const unrouted = await openQueue(spool, { durability: 'none', group: 'unrouted' });
+    expect(
+      (await drain(unrouted)).map((m) => m.data),
+      `round ${round}`,
+    ).toEqual(['two']);
+    await Promise.all([producer, admin, unrouted].map((q) => q.close()));
+  }
 });
 
 function markers(groups: string): string[] {
