@@ -150,6 +150,6 @@ export async function setPatterns(spool: Spool, group: GroupPaths, patterns: rea
   const add = patterns.filter((p) => !current.includes(p));
   const remove = current.filter((p) => !patterns.includes(p));
   await changePatterns(spool, group, { add, remove }, sync);
-  // already as asked, maybe by a change elsewhere not yet said: say it, as ensureGroup does
-  if (add.length === 0 && remove.length === 0) await spool.routesChanged();
+  // already as asked, maybe by a change elsewhere not yet said (as in ensureGroup)
+  if (add.length === 0 && remove.length === 0) await spool.routesMaybeChanged(group.topics);
 }

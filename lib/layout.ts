@@ -49,6 +49,15 @@ export interface SpoolAccess {
  */
 export const entry = (dir: string, name: string): string => `${dir}/${name}`;
 
+/** How long a publisher trusts its cached routes without a change of groups/ (routing.ts). */
+export const ROUTES_TTL_MS = 1_000;
+
+/**
+ * How recent a change found already made must be for routesMaybeChanged to announce it: the
+ * routes cache's TTL, and 2 s for file systems whose times are whole seconds or two (FAT).
+ */
+const ANNOUNCE_WITHIN_MS = ROUTES_TTL_MS + 2_000;
+
 /** The prefix of the marker in groups/ that is renamed whenever the routes change. */
 export const ROUTES_MARK = '.routes-';
 
@@ -117,6 +126,26 @@ export class Spool {
     }
   }
 
+  /**
+   * For a call that finds the change it was asked for already made, maybe by another process
+   * that has not yet said so (routesChanged): says it, so that a push made after this call
+   * resolves sees the change (routing.ts). Only if `changed` (the directory whose entries that
+   * change touched) changed lately: a publisher's cached routes older than such a change expire
+   * ROUTES_TTL_MS after they were read, so after that there is nothing left to tell (and each
+   * announcement makes every publisher read every group's bindings again). Best effort: a
+   * process that may not write groups/ (a read-only spool) leaves it to the maker of the change.
+   */
+  async routesMaybeChanged(changed: string): Promise<void> {
+    const mtimeMs = await stat(changed).then(
+      (s) => s.mtimeMs,
+      () => Number.POSITIVE_INFINITY, // gone meanwhile: changed just now
+    );
+    if (Date.now() - mtimeMs > ANNOUNCE_WITHIN_MS) return;
+    await this.routesChanged().catch((error) => {
+      if (!isErrno(error, 'EACCES', 'EPERM', 'EROFS')) throw error;
+    });
+  }
+
   /** Whether the group exists (a half-made one never does: groups are renamed in whole). */
   hasGroup(name: string): Promise<boolean> {
     return isDirectory(this.group(name).doorbell);
@@ -133,9 +162,9 @@ export class Spool {
       // Whoever created it may have died before its fsync of groups/ (or seen it fail): sync
       // again, so that a group this handle publishes to is durable. One fsync per open. And it
       // may not have said yet that the routes changed: a push made after this open resolves
-      // must reach the group, so say it again.
+      // must reach the group.
       if (sync) await fsyncDir(this.groups);
-      await this.routesChanged();
+      await this.routesMaybeChanged(this.groups);
       return false;
     }
     const staging = join(this.tmp, `group-${randomBytes(6).toString('hex')}`);

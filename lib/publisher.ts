@@ -5,9 +5,10 @@
  *      being written form the next round (no delay when idle: a lone push goes at once), and
  *      consecutive ones that share priority, topic and delay go into one envelope file
  *      (up to 128 messages and 1 MiB): one inode, one fdatasync and one rename for all of them
- *   1. open tmp/<id> O_EXCL, write every byte, fdatasync (durability 'fsync'), close
- *   2. route: the groups whose bindings match the message's topic (routing.ts), then link into
- *      groups/<g>/ready/<P>-<bucket>/<name> for each but the last, and rename into the last
+ *   1. route: the groups whose bindings match each message's topic (routing.ts), read once
+ *      for the round; messages no group takes are not written (or go to 'unrouted')
+ *   2. open tmp/<id> O_EXCL, write every byte, fdatasync (durability 'fsync'), close; then link
+ *      into groups/<g>/ready/<P>-<bucket>/<name> for each group but the last, and rename into the last
  *      (a missing bucket is created; ready/ is then fsynced in step 4 too). An envelope of more
  *      than `claimBatch` messages has a name per part in each group, all links of one inode.
  *   3. unlink tmp/<id> if its last group was deleted meanwhile

@@ -245,7 +245,7 @@ export class Queue<T = unknown, In = T> {
         await rename(this.#spool.group(group).root, grave);
       } catch (error) {
         if (!isErrno(error, 'ENOENT')) throw error;
-        await this.#spool.routesChanged(); // maybe deleted elsewhere, not yet said
+        await this.#spool.routesMaybeChanged(this.#spool.groups); // maybe deleted elsewhere, not yet said
         return false;
       }
       if (this.#sync) await fsyncDir(this.#spool.groups);

@@ -38,7 +38,7 @@
  */
 import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { MATCH_ALL, readPatterns } from './bindings.js';
-import { entry, type GroupPaths, ROUTES_MARK, type Spool } from './layout.js';
+import { entry, type GroupPaths, ROUTES_MARK, ROUTES_TTL_MS, type Spool } from './layout.js';
 import { GROUP_NAME } from './options.js';
 import { topicMatcher } from './topics.js';
 
@@ -79,9 +79,6 @@ export function acceptor(patterns: readonly string[] | null): (topic: string | u
   });
   return (topic) => topic !== undefined && matchers.some((match) => match(topic));
 }
-
-/** How long cached bindings are trusted without a change of groups/ (see above). */
-export const ROUTES_TTL_MS = 1_000;
 
 /** How much older than a listing the mtime of groups/ must be for a stat to stand in for the next listing. */
 const SETTLED_MS = 20;

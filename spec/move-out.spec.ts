@@ -54,7 +54,7 @@ interface Run {
 async function killedRun(
   fixture: string,
   args: string[],
-  killAt: { syscall: Syscall; when: number } | null,
+  killAt: { syscall: Syscall; when: number; into?: string } | null,
   done: string,
   inject: string[] = [],
 ): Promise<Run> {
@@ -77,7 +77,9 @@ async function killedRun(
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group: a kill reaches node under strace too
-      env: killAt ? { ...process.env, KILL_AT: `${killAt.syscall}:${killAt.when}` } : process.env,
+      env: killAt
+        ? { ...process.env, KILL_AT: [killAt.syscall, killAt.when, ...(killAt.into ? [killAt.into] : [])].join(':') }
+        : process.env,
     },
   );
   const output = collectOutput(proc);
@@ -166,8 +168,8 @@ async function fiveRecords(): Promise<{ spool: string; ids: string[] }> {
 }
 
 /** The consumer's part: ack record 0, nack record 1, hold record 2 (envelope-consumer.mjs). */
-const consume = (spool: string, syscall: Syscall | null, when: number) =>
-  killedRun('envelope-consumer.mjs', [spool, '1', '1', String(LEASE_MS)], syscall ? { syscall, when } : null, 'ready');
+const consume = (spool: string, syscall: Syscall | null, when: number, into?: string) =>
+  killedRun('envelope-consumer.mjs', [spool, '1', '1', String(LEASE_MS)], syscall ? { syscall, when, into } : null, 'ready');
 
 /** Checks the drain after one kill, for the records `consumer` got (acked ones must not come back). */
 function checkDrain(
@@ -222,9 +224,9 @@ describe.skipIf(!hasStrace)('a record moved out of an envelope, the process kill
    */
   const expiredPart = async (state: 'clean' | 'leftover' | 'damaged') => {
     const run = await fiveRecords();
-    // The consumer's renames: the route marker (its openQueue of a group that exists,
-    // Spool.ensureGroup), the claim, the ack, then (after the link) the nack's: the 4th.
-    const consumer = state === 'leftover' ? await consume(run.spool, 'rename', 4) : await consume(run.spool, null, 0);
+    // The nack's rename is the consumer's first into a ready/ bucket (the claim's and the ack's
+    // go into leased/, its openQueue's into groups/).
+    const consumer = state === 'leftover' ? await consume(run.spool, 'rename', 1, '/ready/') : await consume(run.spool, null, 0);
     const leasedDir = join(run.spool, 'groups/default/leased');
     const leased = await readdir(leasedDir);
     expect(leased, 'one leased name, or the part and its leftover').toHaveLength(state === 'leftover' ? 2 : 1);

@@ -1,10 +1,13 @@
 /** A spool shared by processes of different trust: modes, ownership, symlinks, names. */
+
+import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openQueue, SpoolqError } from '../lib/index.js';
 import { formatBucket } from '../lib/names.js';
-import { cleanup, listFiles, spoolPath, tempDir } from './helpers.js';
+import { cleanup, DIST, listFiles, spoolPath, tempDir } from './helpers.js';
 
 afterEach(cleanup);
 
@@ -71,6 +74,22 @@ describe('strictModes (like ssh)', () => {
     expect(error).toMatchObject({ code: 'ESPOOL_UNSAFE' });
     expect((error as Error).message).toContain('uid 65534');
     await (await openQueue(dir, { strictModes: false })).close();
+  });
+});
+
+describe('a spool this process may only read', () => {
+  it.skipIf(process.getuid?.() !== 0)('a consumer that may not write groups/ still opens its group, just made by another', async () => {
+    const spool = await spoolPath();
+    await (await openQueue(spool, { group: 'g' })).close(); // just made: a recent change of groups/
+    await chmod(dirname(spool), 0o755);
+    await promisify(execFile)('chown', ['-R', '65534:65534', spool]); // the consumer's user owns it: strictModes passes
+    await chmod(join(spool, 'groups'), 0o555); // but groups/ may not be written: no marker to rename
+    const code = `const { openQueue } = await import(${JSON.stringify(DIST)});
+      const q = await openQueue(process.argv[1], { group: 'g', durability: 'none' });
+      console.log(JSON.stringify(await q.stats()));
+      await q.close();`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', code, spool], { uid: 65534, gid: 65534 });
+    expect(JSON.parse(stdout)).toMatchObject({ ready: 0 });
   });
 });
 
