@@ -149,7 +149,15 @@ export async function setPatterns(spool: Spool, group: GroupPaths, patterns: rea
   const current = (await readPatterns(group)) ?? [MATCH_ALL];
   const add = patterns.filter((p) => !current.includes(p));
   const remove = current.filter((p) => !patterns.includes(p));
-  await changePatterns(spool, group, { add, remove }, sync);
-  // already as asked, maybe by a change elsewhere not yet said (as in ensureGroup)
-  if (add.length === 0 && remove.length === 0) await spool.routesMaybeChanged(group.topics);
+  if (add.length > 0 || remove.length > 0) {
+    await changePatterns(spool, group, { add, remove }, sync);
+    return;
+  }
+  // Already as asked: maybe by a bind elsewhere that has not yet said the routes changed, and
+  // publishers cache bindings while groups/ lists the same. Say it, so a push made after this
+  // resolves is routed by them (routing-coarse.spec). Best effort: a consumer that may not write
+  // groups/ leaves it to the bind's own process, or to the cache's 1 s TTL.
+  await spool.routesChanged().catch((error) => {
+    if (!isErrno(error, 'EACCES', 'EPERM', 'EROFS')) throw error;
+  });
 }

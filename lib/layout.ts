@@ -49,15 +49,6 @@ export interface SpoolAccess {
  */
 export const entry = (dir: string, name: string): string => `${dir}/${name}`;
 
-/** How long a publisher trusts its cached routes without a change of groups/ (routing.ts). */
-export const ROUTES_TTL_MS = 1_000;
-
-/**
- * How recent a change found already made must be for routesMaybeChanged to announce it: the
- * routes cache's TTL, and 2 s for file systems whose times are whole seconds or two (FAT).
- */
-const ANNOUNCE_WITHIN_MS = ROUTES_TTL_MS + 2_000;
-
 /** The prefix of the marker in groups/ that is renamed whenever the routes change. */
 export const ROUTES_MARK = '.routes-';
 
@@ -105,44 +96,19 @@ export class Spool {
 
   /**
    * Says that the routes changed (a group created or deleted, a binding added or removed), once
-   * the change is done: renames every marker `groups/.routes-<random>` it finds to a fresh name
-   * (or makes one, if there is none), so every publisher's cached routes (routing.ts) are stale
-   * from now on. Every marker, not one: two processes that both found none make two, and a
-   * publisher that listed only one of them must see it go (routing.ts relies on it). Not synced:
-   * caches live in memory only. ENOENT means another process renamed it after our change: that
-   * serves too.
+   * the change is done: renames the marker `groups/.routes-<random>` to a fresh name, so every
+   * publisher's cached routes (routing.ts) are stale from now on. Not synced: caches live in
+   * memory only. ENOENT means another process renamed it after our change: that serves too.
    */
   async routesChanged(): Promise<void> {
     const marks = (await readdir(this.groups)).filter((n) => n.startsWith(ROUTES_MARK));
-    const fresh = () => join(this.groups, ROUTES_MARK + randomBytes(8).toString('hex'));
+    const fresh = join(this.groups, ROUTES_MARK + randomBytes(8).toString('hex'));
     if (marks.length === 0) {
-      await writeNewFile(fresh(), Buffer.alloc(0), false, this.modes);
+      await writeNewFile(fresh, Buffer.alloc(0), false, this.modes);
       return;
     }
-    for (const mark of marks) {
-      await rename(join(this.groups, mark), fresh()).catch((error) => {
-        if (!isErrno(error, 'ENOENT')) throw error;
-      });
-    }
-  }
-
-  /**
-   * For a call that finds the change it was asked for already made, maybe by another process
-   * that has not yet said so (routesChanged): says it, so that a push made after this call
-   * resolves sees the change (routing.ts). Only if `changed` (the directory whose entries that
-   * change touched) changed lately: a publisher's cached routes older than such a change expire
-   * ROUTES_TTL_MS after they were read, so after that there is nothing left to tell (and each
-   * announcement makes every publisher read every group's bindings again). Best effort: a
-   * process that may not write groups/ (a read-only spool) leaves it to the maker of the change.
-   */
-  async routesMaybeChanged(changed: string): Promise<void> {
-    const mtimeMs = await stat(changed).then(
-      (s) => s.mtimeMs,
-      () => Number.POSITIVE_INFINITY, // gone meanwhile: changed just now
-    );
-    if (Date.now() - mtimeMs > ANNOUNCE_WITHIN_MS) return;
-    await this.routesChanged().catch((error) => {
-      if (!isErrno(error, 'EACCES', 'EPERM', 'EROFS')) throw error;
+    await rename(join(this.groups, marks[0] as string), fresh).catch((error) => {
+      if (!isErrno(error, 'ENOENT')) throw error;
     });
   }
 
@@ -160,11 +126,8 @@ export class Spool {
     const paths = this.group(name);
     if (await this.hasGroup(name)) {
       // Whoever created it may have died before its fsync of groups/ (or seen it fail): sync
-      // again, so that a group this handle publishes to is durable. One fsync per open. And it
-      // may not have said yet that the routes changed: a push made after this open resolves
-      // must reach the group.
+      // again, so that a group this handle publishes to is durable. One fsync per open.
       if (sync) await fsyncDir(this.groups);
-      await this.routesMaybeChanged(this.groups);
       return false;
     }
     const staging = join(this.tmp, `group-${randomBytes(6).toString('hex')}`);

@@ -244,9 +244,8 @@ export class Queue<T = unknown, In = T> {
       try {
         await rename(this.#spool.group(group).root, grave);
       } catch (error) {
-        if (!isErrno(error, 'ENOENT')) throw error;
-        await this.#spool.routesMaybeChanged(this.#spool.groups); // maybe deleted elsewhere, not yet said
-        return false;
+        if (isErrno(error, 'ENOENT')) return false;
+        throw error;
       }
       if (this.#sync) await fsyncDir(this.#spool.groups);
       await this.#spool.routesChanged();

@@ -19,26 +19,12 @@
  * an mtime that is a whole multiple of 10 ms is taken for one of those, and the listing is made.
  * One stat instead of an open, two reads and a close on every publish.
  *
- * Until the mtime has settled (the first SETTLED_MS after a change of the routes, and for good
- * where timestamps are coarse), the markers of the last listing stand in for it. Each change of
- * the routes, once made, lists groups/ and renames every marker it finds, or makes one if it
- * finds none (Spool.routesChanged). A change made after our listing lists groups/ after it too,
- * so each of our markers is then either gone already or renamed by it; with no marker at all,
- * there is nothing to go on and groups/ is listed. So while each marker of our last listing is
- * still there, no change was made since that listing; a change under way (a group renamed in,
- * its marker not yet renamed) has not resolved, and openQueue of a group that exists renames the
- * markers too, as do a rebind and a deletion that find their change already made elsewhere, so a
- * push made after any of them resolves sees it. A stat of each marker instead of a listing: a
- * fresh queue's producer listed groups/ at every push for its first 20 ms, ~400 pushes at
- * 10–15 µs more each (bench/README.md). A process of a version before this one renames only one
- * marker: with two of them, mixing versions can miss a change for up to ROUTES_TTL_MS.
- *
  * A message with a topic goes to every group with a matching pattern; a message without one
  * only to groups bound to '#' (every group opened without `topics` is).
  */
-import { lstatSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { MATCH_ALL, readPatterns } from './bindings.js';
-import { entry, type GroupPaths, ROUTES_MARK, ROUTES_TTL_MS, type Spool } from './layout.js';
+import type { GroupPaths, Spool } from './layout.js';
 import { GROUP_NAME } from './options.js';
 import { topicMatcher } from './topics.js';
 
@@ -80,6 +66,9 @@ export function acceptor(patterns: readonly string[] | null): (topic: string | u
   return (topic) => topic !== undefined && matchers.some((match) => match(topic));
 }
 
+/** How long cached bindings are trusted without a change of groups/ (see above). */
+export const ROUTES_TTL_MS = 1_000;
+
 /** How much older than a listing the mtime of groups/ must be for a stat to stand in for the next listing. */
 const SETTLED_MS = 20;
 
@@ -87,12 +76,8 @@ interface CachedRoutes {
   listing: string;
   readAt: number;
   routes: Route[];
-  /** The mtime of groups/ (ns) before that listing. */
-  mtimeNs: bigint;
-  /** The same, if it was settled by then; else null. */
+  /** The mtime of groups/ (ns) before that listing, if it was settled by then; else null. */
   settledMtimeNs: bigint | null;
-  /** The paths of the route markers in that listing. */
-  markers: string[];
 }
 
 /** By groups/ path; one entry per spool this process publishes to (bounded all the same). */
@@ -108,13 +93,11 @@ export async function readRoutes(spool: Spool): Promise<Route[]> {
   const mtimeNs = statSync(spool.groups, { bigint: true }).mtimeNs;
   if (fresh && cached.settledMtimeNs === mtimeNs) return cached.routes;
   const settled = mtimeNs % 10_000_000n !== 0n && BigInt(Date.now()) * 1_000_000n - mtimeNs > BigInt(SETTLED_MS) * 1_000_000n;
-  if (fresh && !settled && cached.mtimeNs === mtimeNs && markersInPlace(cached.markers)) return cached.routes;
   const settledMtimeNs = settled ? mtimeNs : null;
   const entries = readdirSync(spool.groups).sort();
   const listing = entries.join('/');
-  const markers = entries.filter((name) => name.startsWith(ROUTES_MARK)).map((name) => entry(spool.groups, name));
   if (fresh && cached.listing === listing) {
-    Object.assign(cached, { mtimeNs, settledMtimeNs, markers });
+    cached.settledMtimeNs = settledMtimeNs;
     return cached.routes;
   }
   const routes = await Promise.all(
@@ -127,11 +110,6 @@ export async function readRoutes(spool: Spool): Promise<Route[]> {
   );
   if (cache.size >= MAX_CACHED_SPOOLS) cache.clear();
   // Stamped with the time before the topics were read: the TTL counts from what they show.
-  cache.set(spool.groups, { listing, readAt: now, routes, mtimeNs, settledMtimeNs, markers });
+  cache.set(spool.groups, { listing, readAt: now, routes, settledMtimeNs });
   return routes;
-}
-
-/** Whether every marker of a listing is still there (none: a spool whose routes never changed, so no proof). */
-function markersInPlace(markers: readonly string[]): boolean {
-  return markers.length > 0 && markers.every((path) => lstatSync(path, { throwIfNoEntry: false }) !== undefined);
 }

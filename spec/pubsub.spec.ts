@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Message, openQueue, type Queue } from '../lib/index.js';
-import { ROUTES_TTL_MS } from '../lib/layout.js';
+import { ROUTES_TTL_MS } from '../lib/routing.js';
 import { cleanup, FIXTURES, spoolPath, waitFor } from './helpers.js';
 import { drain, groupMessageFiles, ROUTES_MARK, readyFiles } from './pubsub-helpers.js';
 

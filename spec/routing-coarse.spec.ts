@@ -76,8 +76,10 @@ it('a bind or unbind in the same second as the last routing read routes the next
   }
 });
 
-// Found in review: the two ways a change could leave every marker of a publisher's last listing
-// in place.
+// The cases below come from the reviews of a shortcut tried on 2026-11-27 and withdrawn (the
+// route markers of the last listing standing in for a new one before the mtime settles,
+// bench/README.md): each is a route change that resolved before a push, made so that a cache
+// could miss it; they guard the guarantee against any such shortcut.
 
 it('an unbind is seen by the next push when two markers were made at once (5 rounds)', async () => {
   for (let round = 0; round < 5; round++) {
@@ -117,9 +119,6 @@ it('a group that openQueue found, before its maker said the routes changed, gets
   expect((await drain(found)).map((m) => m.data)).toEqual(['two']);
   await Promise.all([producer, found].map((q) => q.close()));
 });
-
-// Found in the review of that fix: calls that found their change already made elsewhere, not yet
-// announced, and resolved.
 
 it('subscribe that finds its patterns already written by a bind elsewhere: the next push honours them', async () => {
   const spool = await spoolPath();

@@ -79,13 +79,17 @@ describe('strictModes (like ssh)', () => {
 
 describe('a spool this process may only read', () => {
   it.skipIf(process.getuid?.() !== 0)('a consumer that may not write groups/ still opens its group, just made by another', async () => {
+    // (A shortcut tried in the routing cache made every open of a group rename a file in groups/;
+    // this open then failed with EACCES: bench/README.md. An open with the topics the group has
+    // already says the routes changed, as far as it may: setPatterns.)
     const spool = await spoolPath();
     await (await openQueue(spool, { group: 'g' })).close(); // just made: a recent change of groups/
     await chmod(dirname(spool), 0o755);
     await promisify(execFile)('chown', ['-R', '65534:65534', spool]); // the consumer's user owns it: strictModes passes
-    await chmod(join(spool, 'groups'), 0o555); // but groups/ may not be written: no marker to rename
+    await chmod(join(spool, 'groups'), 0o555); // but groups/ may not be written
     const code = `const { openQueue } = await import(${JSON.stringify(DIST)});
       const q = await openQueue(process.argv[1], { group: 'g', durability: 'none' });
+      await (await openQueue(process.argv[1], { group: 'g', topics: ['#'], durability: 'none' })).close(); // bound so already
       console.log(JSON.stringify(await q.stats()));
       await q.close();`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', code, spool], { uid: 65534, gid: 65534 });
