@@ -44,7 +44,7 @@ it('a group created in the same second as the last routing read gets the next pu
   for (let round = 0; round < 5; round++) {
     const spool = await spoolPath();
     const producer = await openQueue(spool, { durability: 'none', group: null });
-    await sleep(1_000 - (Date.now() % 1_000) + 50); // early in a second: the rest of the round fits in it
+    await earlyInASecond();
     await createGroupElsewhere(spool, 'early'); // groups/ changes in this second
     await producer.push('before'); // lists groups/: its mtime, rounded, is this second's
     await createGroupElsewhere(spool, 'late'); // changes it again, in the same second
@@ -62,17 +62,13 @@ it('a bind or unbind in the same second as the last routing read routes the next
     const producer = await openQueue(spool, { durability: 'none', group: null });
     const admin = await openQueue(spool, { durability: 'none', group: null });
     await createGroupElsewhere(spool, 'g'); // bound to '#'
-    await sleep(1_000 - (Date.now() % 1_000) + 50); // early in a second: the rest of the round fits in it
+    await earlyInASecond();
     await admin.unbind('g', ['#']); // routes change in this second: g takes nothing now
     await producer.push('dropped', { topic: 'x.a' }); // lists groups/: its mtime, rounded, is this second's
     await admin.bind('g', ['x.*']); // changes them again, in the same second: only a marker is renamed
     await producer.push('taken', { topic: 'x.b' });
-    const g = await openQueue(spool, { durability: 'none', group: 'g' });
-    expect(
-      (await drain(g)).map((m) => m.data),
-      `round ${round}`,
-    ).toEqual(['taken']);
-    await Promise.all([producer, admin, g].map((q) => q.close()));
+    expect(await received(spool, 'g'), `round ${round}`).toEqual(['taken']);
+    await Promise.all([producer, admin].map((q) => q.close()));
   }
 });
 
@@ -87,7 +83,7 @@ it('an unbind is seen by the next push when two markers were made at once (5 rou
     const producer = await openQueue(spool, { durability: 'none', group: null });
     const admin = await openQueue(spool, { durability: 'none', group: null });
     const groups = join(spool, 'groups');
-    await sleep(1_000 - (Date.now() % 1_000) + 50);
+    await earlyInASecond();
     expect(markers(groups)).toEqual([]); // a first change of the routes lists groups/ and finds no marker ...
     await createGroupElsewhere(spool, 'g'); // meanwhile another process makes g (bound to '#') and marker X
     await producer.push('one'); // lists groups/: marker X
@@ -96,12 +92,8 @@ it('an unbind is seen by the next push when two markers were made at once (5 rou
     expect(markers(groups)).toHaveLength(2);
     await admin.unbind('g', ['#']); // resolved: g takes nothing now, whichever marker readdir lists first
     await producer.push('two');
-    const g = await openQueue(spool, { durability: 'none', group: 'g' });
-    expect(
-      (await drain(g)).map((m) => m.data),
-      `round ${round}`,
-    ).toEqual(['one']);
-    await Promise.all([producer, admin, g].map((q) => q.close()));
+    expect(await received(spool, 'g'), `round ${round}`).toEqual(['one']);
+    await Promise.all([producer, admin].map((q) => q.close()));
   }
 });
 
@@ -110,7 +102,7 @@ it('a group that openQueue found, before its maker said the routes changed, gets
   await (await openQueue(spool, { durability: 'none', group: 'g' })).close(); // g built, marker X
   const staged = join(spool, 'tmp', 'group-staged');
   const producer = await openQueue(spool, { durability: 'none', group: null });
-  await sleep(1_000 - (Date.now() % 1_000) + 50);
+  await earlyInASecond();
   renameSync(join(spool, 'groups', 'g'), staged); // as if g were still being built under tmp/
   await producer.push('one'); // lists groups/: no g, marker X
   renameSync(staged, join(spool, 'groups', 'g')); // its maker renames it in, and has not renamed X yet
@@ -124,16 +116,15 @@ it('subscribe that finds its patterns already written by a bind elsewhere: the n
   const spool = await spoolPath();
   const own = await openQueue(spool, { durability: 'none', group: 'g', topics: ['a.*'] });
   const producer = await openQueue(spool, { durability: 'none', group: null });
-  await sleep(1_000 - (Date.now() % 1_000) + 50); // early in a second: the rest fits in it
+  await earlyInASecond();
   await producer.push('one', { topic: 'a.1' }); // lists groups/: g bound to a.*, marker X
   // another process's bind(g, ['x.*']): its entry is in place, its routesChanged not made yet
   writeFileSync(join(spool, 'groups/g/topics', entryName('x.*')), 'x.*');
   const sub = await own.subscribe(['a.*', 'x.*'], async () => {}); // resolves: g bound to exactly a.*, x.*
   await sub.close();
   await producer.push('two', { topic: 'x.1' });
-  const g = await openQueue(spool, { durability: 'none', group: 'g' });
-  expect((await drain(g)).map((m) => m.data)).toContain('two');
-  await Promise.all([producer, own, g].map((q) => q.close()));
+  expect(await received(spool, 'g')).toContain('two');
+  await Promise.all([producer, own].map((q) => q.close()));
 });
 
 it('deleteGroup that finds the group deleted elsewhere, not yet announced: a keepUnrouted push goes to unrouted (5 rounds)', async () => {
@@ -142,20 +133,29 @@ it('deleteGroup that finds the group deleted elsewhere, not yet announced: a kee
     await (await openQueue(spool, { durability: 'none', group: 'g', topics: ['x.*'] })).close();
     const producer = await openQueue(spool, { durability: 'none', group: null, keepUnrouted: true });
     const admin = await openQueue(spool, { durability: 'none', group: null });
-    await sleep(1_000 - (Date.now() % 1_000) + 50);
+    await earlyInASecond();
     await (await openQueue(spool, { durability: 'none', group: 'h', topics: ['y.*'] })).close(); // groups/ changes in this second
     await producer.push('one', { topic: 'x.1' }); // lists groups/: g, marker X
     renameSync(join(spool, 'groups/g'), join(spool, 'tmp/deleted-g-000000')); // another deleteGroup, before its routesChanged
     expect(await admin.deleteGroup('g')).toBe(false); // resolves: there is no g
     await producer.push('two', { topic: 'x.2' });
-    const unrouted = await openQueue(spool, { durability: 'none', group: 'unrouted' });
-    expect(
-      (await drain(unrouted)).map((m) => m.data),
-      `round ${round}`,
-    ).toEqual(['two']);
-    await Promise.all([producer, admin, unrouted].map((q) => q.close()));
+    expect(await received(spool, 'unrouted'), `round ${round}`).toEqual(['two']);
+    await Promise.all([producer, admin].map((q) => q.close()));
   }
 });
+
+/** Waits for the start of the next second (+50 ms): what a round does next fits in that second. */
+const earlyInASecond = () => sleep(1_000 - (Date.now() % 1_000) + 50);
+
+/** What group `group` holds, drained through a handle of its own. */
+async function received(spool: string, group: string): Promise<unknown[]> {
+  const q = await openQueue(spool, { durability: 'none', group });
+  try {
+    return (await drain(q)).map((m) => m.data);
+  } finally {
+    await q.close();
+  }
+}
 
 function markers(groups: string): string[] {
   return readdirSync(groups).filter((name) => name.startsWith('.routes-'));
