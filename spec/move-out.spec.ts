@@ -225,7 +225,7 @@ describe.skipIf(!hasStrace)('a record moved out of an envelope, the process kill
   const expiredPart = async (state: 'clean' | 'leftover' | 'damaged') => {
     const run = await fiveRecords();
     // The nack's rename is the consumer's first into a ready/ bucket (the claim's and the ack's
-    // go into leased/): counted by target, the kill does not move when openQueue renames more.
+    // go into leased/): counted by target, it stays the nack's whatever else the consumer renames.
     const consumer = state === 'leftover' ? await consume(run.spool, 'rename', 1, '/ready/') : await consume(run.spool, null, 0);
     const leasedDir = join(run.spool, 'groups/default/leased');
     const leased = await readdir(leasedDir);

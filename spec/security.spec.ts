@@ -1,5 +1,4 @@
 /** A spool shared by processes of different trust: modes, ownership, symlinks, names. */
-
 import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -83,7 +82,7 @@ describe('a spool this process may only read', () => {
     // this open then failed with EACCES: bench/README.md. An open with the topics the group has
     // already says the routes changed, as far as it may: setPatterns.)
     const spool = await spoolPath();
-    await (await openQueue(spool, { group: 'g' })).close(); // just made: a recent change of groups/
+    await (await openQueue(spool, { group: 'g' })).close(); // made by another user (root)
     await chmod(dirname(spool), 0o755);
     await promisify(execFile)('chown', ['-R', '65534:65534', spool]); // the consumer's user owns it: strictModes passes
     await chmod(join(spool, 'groups'), 0o555); // but groups/ may not be written
