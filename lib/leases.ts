@@ -516,12 +516,9 @@ export class Leases {
       await moveToDead(leasedPath, this.group.dead, readyName, { code: code(error), reason: error.message }, this.settings.modes);
       return;
     }
-    const parts = envelopeParts(error.envelope);
     // The file's records are the first `count` delimited; whatever follows them (garbage, or
-    // records appended by something else) is its tail.
-    const records = parts.records.slice(0, ready.count);
-    const delimited = records.reduce((bytes, part) => bytes + part.bytes.length, 0);
-    const rest = delimited < error.envelope.length ? error.envelope.subarray(delimited) : null;
+    // records appended by something else) is its tail, `rest`.
+    const { records, rest } = envelopeParts(error.envelope, ready.count);
     if (!records.some((part) => 'record' in part)) {
       // Nothing to save (an empty file, say): the file itself is the evidence.
       await moveToDead(leasedPath, this.group.dead, readyName, { code: code(error), reason: error.message }, this.settings.modes);

@@ -220,18 +220,21 @@ function decodeRecord(bytes: Buffer): DecodedRecord {
 /** A damaged envelope, told apart: each record whose bounds can be read, good or bad, then what is left. */
 export interface EnvelopeParts {
   records: Array<{ index: number; bytes: Buffer } & ({ record: DecodedRecord } | { error: CorruptFileError })>;
-  /** Bytes after the last record that could be delimited (a truncated or garbled tail). */
+  /**
+   * Bytes after the last record delimited: a truncated or garbled tail, or whatever follows the
+   * `count` records the envelope's name says it holds (appended by something else).
+   */
   rest: Buffer | null;
 }
 
-/** Splits a damaged envelope into its records, so that the good ones are not lost with the bad. */
-export function envelopeParts(file: Buffer): EnvelopeParts {
+/** Splits a damaged envelope of `count` records into them, so that the good ones are not lost with the bad. */
+export function envelopeParts(file: Buffer, count: number): EnvelopeParts {
   const parts: EnvelopeParts = { records: [], rest: null };
   let offset = 0;
   while (offset < file.length) {
     const rest = file.subarray(offset);
     const index = parts.records.length;
-    if (rest.length < HEADER_BYTES || !rest.subarray(0, 4).equals(MAGIC) || index >= MAX_ENVELOPE_RECORDS) {
+    if (rest.length < HEADER_BYTES || !rest.subarray(0, 4).equals(MAGIC) || index >= Math.min(count, MAX_ENVELOPE_RECORDS)) {
       parts.rest = rest;
       break;
     }
