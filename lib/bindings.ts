@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, makeDir, writeNewFile } from './durable-fs.js';
-import { isErrno } from './errors.js';
+import { isErrno, NOT_WRITABLE_CODES } from './errors.js';
 import type { GroupPaths, Spool } from './layout.js';
 
 /** The pattern every group without `topics` is bound to: every message, with a topic or not. */
@@ -158,6 +158,6 @@ export async function setPatterns(spool: Spool, group: GroupPaths, patterns: rea
   // resolves is routed by them (routing-coarse.spec). Best effort: a consumer that may not write
   // groups/ leaves it to the bind's own process, or to the cache's 1 s TTL.
   await spool.routesChanged().catch((error) => {
-    if (!isErrno(error, 'EACCES', 'EPERM', 'EROFS')) throw error;
+    if (!isErrno(error, ...NOT_WRITABLE_CODES)) throw error;
   });
 }

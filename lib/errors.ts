@@ -127,10 +127,13 @@ export function isErrno(error: unknown, ...codes: string[]): error is NodeJS.Err
   return error instanceof Error && codes.includes((error as NodeJS.ErrnoException).code ?? '');
 }
 
+/** System errors that mean "this process may not write here". */
+export const NOT_WRITABLE_CODES = ['EROFS', 'EACCES', 'EPERM'];
+
 /** What to do about a system error, in words, for the messages of typed errors. */
 export function ioHint(code: string): string {
   if (code === 'ENOSPC' || code === 'EDQUOT') return 'the disk is full: free space, then try again';
-  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return 'the spool is not writable by this process';
+  if (NOT_WRITABLE_CODES.includes(code)) return 'the spool is not writable by this process';
   return 'check the disk';
 }
 
