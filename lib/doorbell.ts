@@ -44,7 +44,16 @@ let exitHook = false;
 
 /** Rings doorbells: one file per producer handle and group, renamed per ring. */
 export class DoorbellRinger {
-  constructor(private readonly modes: Modes) {}
+  /**
+   * @param foldMs rings this soon after the last are folded (RING_INTERVAL_MS); 0 rings every
+   *   time. Durable producers use 0: the group commit rings once per round of directory fsyncs,
+   *   hundreds of µs apart, while that round's fsyncs run; a folded ring's timer went off in the
+   *   middle of the next push's flush instead (bench/README.md, results of 2026-11-27 14:30).
+   */
+  constructor(
+    private readonly modes: Modes,
+    private readonly foldMs = RING_INTERVAL_MS,
+  ) {}
 
   readonly #owner = randomBytes(6).toString('hex');
   #seq = 0;
@@ -55,19 +64,19 @@ export class DoorbellRinger {
   readonly #pending = new Map<string, NodeJS.Timeout>();
 
   /**
-   * Rings the doorbell directory `dir` now, or, within RING_INTERVAL_MS of its last ring, once
-   * that interval is over.
+   * Rings the doorbell directory `dir` now, or, within `foldMs` of its last ring, once that
+   * interval is over.
    */
   ring(dir: string): void {
     const since = performance.now() - (this.#rungAt.get(dir) ?? Number.NEGATIVE_INFINITY);
-    if (since >= RING_INTERVAL_MS) {
+    if (since >= this.foldMs) {
       this.#ringNow(dir);
     } else if (!this.#pending.has(dir)) {
       const timer = setTimeout(() => {
         this.#pending.delete(dir);
         if (this.#pending.size === 0) pendingAtExit.delete(this);
         this.#ringNow(dir);
-      }, RING_INTERVAL_MS - since);
+      }, this.foldMs - since);
       this.#pending.set(dir, timer);
       pendingAtExit.add(this);
       if (!exitHook) {

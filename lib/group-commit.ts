@@ -15,7 +15,7 @@ import { DurabilityError, isErrno } from './errors.js';
 export interface CommitRequest {
   /** Directories whose entries changed and must be fsynced before the publish resolves. */
   dirs: Iterable<string>;
-  /** Doorbell directories to ring once the round is durable. */
+  /** Doorbell directories to ring once the round's directory fsyncs are under way. */
   doorbells: Iterable<string>;
 }
 
@@ -63,8 +63,13 @@ export class GroupCommit {
         for (const d of p.dirs) dirs.add(d);
         for (const d of p.doorbells) doorbells.add(d);
       }
+      const flushed = Promise.all([...dirs].map((d) => fsyncDirIfPresent(d)));
+      // Rung while the flushes run, not after: the names are visible already (a consumer's scan
+      // could find them now), a ring only says so, and the JS thread is idle until the flushes
+      // are done. A consumer wakes a flush earlier, and the rename is off the publish's path.
+      for (const d of doorbells) this.ring(d); // synchronous, and never fails (doorbell.ts)
       try {
-        await Promise.all([...dirs].map((d) => fsyncDirIfPresent(d)));
+        await flushed;
       } catch (error) {
         this.#failure = new DurabilityError(
           `A directory fsync failed after messages became visible, so whether they survive a power loss is unknown (${(error as Error).message}). The queue refuses further publishes; check the disk and restart the process`,
@@ -74,7 +79,6 @@ export class GroupCommit {
         this.#pending = [];
         break;
       }
-      for (const d of doorbells) this.ring(d); // synchronous, and never fails (doorbell.ts)
       for (const p of round) p.resolve();
     }
     this.#running = false;

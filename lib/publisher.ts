@@ -13,7 +13,8 @@
  *      than `claimBatch` messages has a name per part in each group, all links of one inode.
  *   3. unlink tmp/<id> if its last group was deleted meanwhile
  *   4. fsync every directory touched: group-committed with concurrent publishes
- *   5. ring the doorbells (a ring within 1 ms of the last is folded into one, doorbell.ts), then resolve
+ *   5. ring the doorbells (durable: while those fsyncs run; fast: a ring within 1 ms of the last
+ *      is folded into one, doorbell.ts), then resolve
  *
  * Nothing is visible before step 2, and a file is complete before it is visible. A failure
  * before visibility rejects with EPUBLISH and removes what was written; a failed directory

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { changePatterns, MATCH_ALL, readPatterns, setPatterns } from './bindings.js';
 import { type ConsumeOptions, Consumer, type Handler } from './consume.js';
 import { type DeadLetter, listDeadLetters, removeReason } from './dead-letters.js';
-import { DoorbellRinger } from './doorbell.js';
+import { DoorbellRinger, RING_INTERVAL_MS } from './doorbell.js';
 import { ensureDir, fsyncDir } from './durable-fs.js';
 import {
   ClosedError,
@@ -94,7 +94,7 @@ export class Queue<T = unknown, In = T> {
     this.#spool = spool;
     this.#options = options;
     this.#own = own && { group: own.group, receiver: new Receiver<T>(own.group, options, own.leases, spool) };
-    this.#ringer = new DoorbellRinger(spool.modes);
+    this.#ringer = new DoorbellRinger(spool.modes, options.durability === 'fsync' ? 0 : RING_INTERVAL_MS);
     this.#commit = new GroupCommit(options.durability === 'fsync', (doorbell) => {
       if (doorbell === this.#own?.group.doorbell) this.#own.receiver.wake(); // this process first, without a syscall
       this.#ringer.ring(doorbell);

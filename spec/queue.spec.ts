@@ -374,6 +374,20 @@ describe('doorbell rings', () => {
     await consumer.close();
   });
 
+  it('a durable producer rings at every commit, before the push resolves: its rings are not folded', async () => {
+    const spool = await spoolPath();
+    const consumer = await openQueue(spool, { durability: 'none' });
+    const producer = await openQueue(spool, { durability: 'fsync', group: null });
+    const doorbell = join(spool, 'groups/default/doorbell');
+    const rings = () => readdirSync(doorbell).map((n) => Number.parseInt(n.split('-').at(-1) as string, 36) + 1);
+    for (let i = 1; i <= 3; i++) {
+      await producer.push(i); // a durable push takes well under 1 ms here: a folded ring would still wait
+      expect(rings(), `after push ${i}`).toEqual([i]);
+    }
+    await producer.close();
+    await consumer.close();
+  });
+
   afterEach(() => {
     vi.useRealTimers();
   });
