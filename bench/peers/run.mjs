@@ -212,7 +212,9 @@ async function benchPush() {
   print('Floor: the sequential raw write of the class (durable: tmp write + fdatasync + rename + dir fsync; fast: no syncs).');
   print('spoolq time ÷ floor: < 1 is faster than a sequential raw producer. spoolq ÷ peer: throughput ratio, > 1 is spoolq faster.');
   print('Ratios: median of the rounds (range); msgs/s: totals over all rounds.');
-  print('Each producer makes one call of the workload untimed first (1 push, 16 pushes, or one pushMany of 100).');
+  print(
+    `Each producer repeats one call of the workload (1 push, 16 pushes, or one pushMany of 100) untimed for ${PUSH_WARM_UP_MS} ms first (at least once).`,
+  );
   print();
   pushHeader();
   for (const cls of CLASSES) {
