@@ -3,7 +3,7 @@
  * group, against the raw floor of its durability (floor.mjs's writeFloor). The current build
  * (dist/) and another one (`--before`, e.g. the dist/ of a git worktree at an older commit)
  * run in the same process, alternated with the floor round by round (the order rotates), each
- * in a fresh spool warmed for 50 ms first, as in bench:peers. It prints each one's time ÷ the
+ * in a fresh spool (the floor in fresh directories), warmed for 50 ms first, as in bench:peers. It prints each one's time ÷ the
  * floor's, per round, as the median round (range): a change of a few % needs 25+ rounds here.
  *
  *   git worktree add /tmp/spoolq-before <rev> && (cd /tmp/spoolq-before && npm ci && npm run build)
@@ -29,13 +29,15 @@ const { values } = parseArgs({
 if (!values.before) throw new Error('--before <path of the other build, its dist/index.js> is required');
 const count = Number(values.count);
 const { durability } = values;
+/** Untimed pushes (and floor writes) before the timed ones, as in bench:peers. */
+const WARM_UP_MS = 50;
 const builds = { after: (await import(DIST)).openQueue, before: (await import(values.before)).openQueue };
 
 async function sequential(openQueue, dir) {
   const q = await openQueue(dir, { durability, codec: 'raw' });
   try {
     const warm = nowMs();
-    while (nowMs() - warm < 50) await q.push(PAYLOAD);
+    while (nowMs() - warm < WARM_UP_MS) await q.push(PAYLOAD);
     const start = nowMs();
     for (let i = 0; i < count; i++) await q.push(PAYLOAD);
     return rate(count, nowMs() - start);
@@ -52,7 +54,7 @@ try {
     ws,
     Number(values.rounds),
   )({
-    floor: async () => writeFloor(await ws.dir('floor'), { count, sync: durability === 'fsync' }),
+    floor: async () => writeFloor(await ws.dir('floor'), { count, sync: durability === 'fsync', warmUpMs: WARM_UP_MS }),
     before: async () => sequential(builds.before, await ws.spool('before')),
     after: async () => sequential(builds.after, await ws.spool('after')),
   });
