@@ -410,8 +410,10 @@ function targets() {
   for (const d of results.drain.filter((r) => r.cls === 'fast')) {
     check(`fast: drain, ${d.consumers} consumer(s) ÷ plainjob NORMAL`, d.vsPlainjob, 2);
   }
-  for (const r of results.push) check(`${r.cls}: ${r.label} ÷ qlobber-fsq`, r.vsQlobber, 3);
-  for (const d of results.drain) check(`${d.cls}: drain, ${d.consumers} consumer(s) ÷ qlobber-fsq`, d.vsQlobber, 3);
+  // Asked of the non-durable class only; the durable rows ÷ qlobber-fsq are in the tables above.
+  for (const r of results.push.filter((r) => r.cls === 'fast')) check(`fast: ${r.label} ÷ qlobber-fsq`, r.vsQlobber, 3);
+  for (const d of results.drain.filter((d) => d.cls === 'fast'))
+    check(`fast: drain, ${d.consumers} consumer(s) ÷ qlobber-fsq`, d.vsQlobber, 3);
   for (const cls of CLASSES) check(`${cls}: push, sequential, time ÷ raw floor`, push(cls, 'seq')?.vsFloor, 1.25, false);
   if (rows.length === 0) return;
   print('### Issue 6 targets (median of the rounds, range)');
