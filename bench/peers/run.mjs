@@ -5,8 +5,10 @@
  * "How noise is handled"). Prints markdown tables and saves them with every round's numbers in
  * bench/peers/results/ (git-ignored). See bench/peers/README.md.
  *
- *   node bench/peers/run.mjs [--quick] [--rounds 5] [--n-durable 1000] [--n-fast 3000] [--n-many 20000]
- *                            [--n-big 200] [--n-drain 6000] [--warm-up 2000] [--only push,big,drain]
+ *   node bench/peers/run.mjs [--quick] [--rounds 5] [--push-rounds 15] [--n-durable 3000] [--n-fast 9000]
+ *                            [--n-many 20000] [--n-big 600] [--n-drain 6000] [--warm-up 2000]
+ *                            [--only push,big,drain]
+ * --push-rounds: the rounds of the push rows (64 KiB included); --rounds: those of the drains.
  * --quick: 1 round of small counts, to check that everything runs (the numbers mean little).
  */
 import { execFileSync, fork } from 'node:child_process';
@@ -54,6 +56,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
+    'push-rounds': { type: 'string' },
     'n-durable': { type: 'string' },
     'n-fast': { type: 'string' },
     'n-many': { type: 'string' },
@@ -66,12 +69,16 @@ const { values: args } = parseArgs({
 const q = args.quick;
 const config = {
   rounds: Number(args.rounds ?? (q ? 1 : 5)),
-  push: { durable: Number(args['n-durable'] ?? (q ? 60 : 1000)), fast: Number(args['n-fast'] ?? (q ? 200 : 3000)) },
+  // A push round is short (200 durable pushes: ~0.1 s), and with 5 rounds the median round of a
+  // sequential row moved by ±0.1× between quiet runs (1.20× and 1.32× the floor, 14:58 and 14:50
+  // UTC): 15 rounds of the same size cost ~40 s more.
+  pushRounds: Number(args['push-rounds'] ?? (q ? 1 : 15)),
+  push: { durable: Number(args['n-durable'] ?? (q ? 60 : 3000)), fast: Number(args['n-fast'] ?? (q ? 200 : 9000)) },
   // pushMany(100) in both classes: with the counts above a round was 2 (durable) or 6 (fast)
   // calls, so one slow file creation (15–900 µs on this ext4) or the round's first bucket
   // decided the row; 20,000 is 40 calls a round.
   many: Number(args['n-many'] ?? (q ? 400 : 20_000)),
-  big: Number(args['n-big'] ?? (q ? 10 : 200)),
+  big: Number(args['n-big'] ?? (q ? 10 : 600)),
   drain: Number(args['n-drain'] ?? (q ? 100 : 6000)),
   // Messages each consumer process drains, untimed, before the timed drain. A fresh process
   // spent most of a short drain compiling (here: 4 spoolq consumers drained 6,000 messages at
@@ -95,6 +102,8 @@ const withDir = async (label, fn) => fn(await ws.dir(label));
 
 const share = (total, r) => roundShare(total, config.rounds, r);
 const interleaved = interleaver(ws, config.rounds);
+const pushShare = (total, r) => roundShare(total, config.pushRounds, r);
+const pushInterleaved = interleaver(ws, config.pushRounds);
 
 /**
  * a's throughput ÷ b's throughput (= b's time ÷ a's time), per round (they ran back to back),
@@ -191,9 +200,9 @@ const pushHeader = () => {
 };
 
 async function pushRow(cls, kind, total, payload, label) {
-  const runs = { floor: (r) => floorRun(cls, share(total, r), payload) };
-  for (const system of SYSTEMS) runs[system] = (r) => pushRun(system, cls, kind, share(total, r), payload);
-  const t = await interleaved(runs);
+  const runs = { floor: (r) => floorRun(cls, pushShare(total, r), payload) };
+  for (const system of SYSTEMS) runs[system] = (r) => pushRun(system, cls, kind, pushShare(total, r), payload);
+  const t = await pushInterleaved(runs);
   const row = {
     kind,
     label,
@@ -458,7 +467,7 @@ try {
       .join(', ')}.`,
   );
   print(
-    `Rounds ${config.rounds}; messages per row: push ${config.push.durable} (durable), ${config.push.fast} (fast); ` +
+    `Rounds: ${config.pushRounds} of the push rows, ${config.rounds} of the drains; messages per row: push ${config.push.durable} (durable), ${config.push.fast} (fast); ` +
       `64 KiB push ${config.big}; drain ${config.drain}. spoolq envelopes: ${SPOOLQ_ENVELOPES ? 'on (the default)' : 'off (SPOOLQ_ENVELOPES=0: a file per message)'}.`,
   );
   results.loadBefore = await loadLine();
