@@ -69,9 +69,9 @@ const { values: args } = parseArgs({
 const q = args.quick;
 const config = {
   rounds: Number(args.rounds ?? (q ? 1 : 5)),
-  // A push round is short (200 durable pushes: ~0.1 s), and with 5 rounds the median round of a
-  // sequential row moved by ±0.1× between quiet runs (1.20× and 1.32× the floor, 14:58 and 14:50
-  // UTC): 15 rounds of the same size cost ~40 s more.
+  // A push round is short (200 durable pushes: ~0.1 s), and the median of 5 is a noisy one: the
+  // durable sequential row read 1.32× the floor in 5 rounds and 1.20× in 15, five minutes apart,
+  // both quiet (2026-11-27 14:53 and 14:58 UTC). 15 rounds of the same size cost ~40 s more.
   pushRounds: Number(args['push-rounds'] ?? (q ? 1 : 15)),
   push: { durable: Number(args['n-durable'] ?? (q ? 60 : 3000)), fast: Number(args['n-fast'] ?? (q ? 200 : 9000)) },
   // pushMany(100) in both classes: with the counts above a round was 2 (durable) or 6 (fast)
