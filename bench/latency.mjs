@@ -7,8 +7,9 @@
  *   latency   handler time − time before the publish: includes the publish itself, so in
  *             durability 'fsync' it includes the fdatasync and the directory fsync
  *   wake      handler time − time the consumer could first be told: for spoolq when push()
- *             resolved (the doorbell rings after the commit, just before), for the floor when
- *             the rename was done (inotify fires then, before the directory fsync)
+ *             resolved (the doorbell rings just before; in 'fsync' while the directory fsync
+ *             runs, so the wake-up can be longer than this by up to that fsync), for the floor
+ *             when the rename was done (inotify fires then, before the directory fsync)
  *   publish   duration of the publish call
  *
  * kind 'floor' is the same with the raw floor write (floor.mjs) and a consumer that waits in

@@ -143,8 +143,9 @@ async function benchLatency() {
   print();
   print('spoolq: consume() in another process. Floor: the raw floor write, and fs.watch (inotify) + read in another process.');
   print("push→handler starts before the publish, so in 'fsync' it includes the fdatasync and the directory fsync.");
-  print('notify→handler is the wake-up alone: from push() resolved (spoolq rings its doorbell after the commit)');
-  print('or from the rename (floor: inotify fires then, before the directory fsync). Times in ms.');
+  print('notify→handler is the wake-up alone: from push() resolved (spoolq rings its doorbell just before; in');
+  print("'fsync' while the directory fsync runs, so its wake-up can be longer by up to that fsync), or from the");
+  print('rename (floor: inotify fires then, before the directory fsync). Times in ms.');
   print();
   print('| durability | measure | spoolq p50 | spoolq p99 | spoolq max | floor p50 | floor p99 | floor max | ratio p50 | ratio p99 |');
   print('|---|---|---:|---:|---:|---:|---:|---:|---|---|');
