@@ -48,7 +48,7 @@ export class DoorbellRinger {
    * @param foldMs rings this soon after the last are folded (RING_INTERVAL_MS); 0 rings every
    *   time. Durable producers use 0: the group commit rings once per round of directory fsyncs,
    *   hundreds of µs apart, while that round's fsyncs run; a folded ring's timer went off in the
-   *   middle of the next push's flush instead (bench/README.md, results of 2026-11-27 14:30).
+   *   middle of the next push's flush instead (bench/README.md, results of 2026-11-27 14:23–15:10).
    */
   constructor(
     private readonly modes: Modes,
