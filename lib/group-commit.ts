@@ -67,7 +67,14 @@ export class GroupCommit {
       // Rung while the flushes run, not after: the names are visible already (a consumer's scan
       // could find them now), a ring only says so, and the JS thread is idle until the flushes
       // are done. A consumer wakes a flush earlier, and the rename is off the publish's path.
-      for (const d of doorbells) this.ring(d); // synchronous, and never fails (doorbell.ts)
+      for (const d of doorbells) {
+        try {
+          this.ring(d); // synchronous, and does not throw (doorbell.ts)
+        } catch {
+          // Were it ever to, a lost ring costs latency only (consumers' reconciliation scan),
+          // while a round left unsettled would hold every later publish of the queue.
+        }
+      }
       try {
         await flushed;
       } catch (error) {
