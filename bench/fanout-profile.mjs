@@ -9,7 +9,9 @@
  *   write   open tmp/<id>, write, [fdatasync], close
  *   place   link into each group's ready bucket but the last, rename into the last [+ mkdir]
  *   commit  per touched directory: open, [fsync], close (all directories at once)
- *   ring    per group, rename of this producer's doorbell file
+ *   ring    per group, rename of this producer's doorbell file (a renameSync since
+ *           2026-11-27, which this wrapper of fs/promises does not see; a durable commit now
+ *           rings while its fsyncs run)
  *   rest    the JS around them: from the last ring to push() resolving, and before the first call
  *
  * Each phase's time is from the end of the previous phase's last call to the end of its own

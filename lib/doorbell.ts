@@ -1,8 +1,9 @@
 /**
  * Wake-up signals between processes. Watch events are hints; the directory is the truth.
  *
- * Each group has a small `doorbell/` directory. A producer owns one file in it and, after each
- * commit, renames that file to a fresh name. Consumers watch that directory, never the backlog:
+ * Each group has a small `doorbell/` directory. A producer owns one file in it and, at each
+ * commit, renames that file to a fresh name (a durable one once the commit's directory fsyncs
+ * are under way, see group-commit.ts). Consumers watch that directory, never the backlog:
  * the doorbell holds at most one file per live producer, an O(1) path set.
  *
  * The watch layer is fs.watch (one inotify watch on the directory), or chokidar with
@@ -30,6 +31,7 @@ import { isErrno } from './errors.js';
  * end of that interval: a producer pushing one message after another (~50–150 µs each here)
  * rang once per push, a rename that cost as much as a fifth of the push. A consumer woken by
  * the first ring takes what it finds; what came after is rung for at most this much later.
+ * For `durability: 'none'` handles; durable ones ring at every commit (DoorbellRinger's foldMs).
  */
 export const RING_INTERVAL_MS = 1;
 
