@@ -2,8 +2,8 @@
  * Wake-up signals between processes. Watch events are hints; the directory is the truth.
  *
  * Each group has a small `doorbell/` directory. A producer owns one file in it and, at each
- * commit, renames that file to a fresh name (a durable one once the commit's directory fsyncs
- * are under way, see group-commit.ts). Consumers watch that directory, never the backlog:
+ * commit, renames that file to a fresh name (a durable producer once the commit's directory
+ * fsyncs are under way, see group-commit.ts). Consumers watch that directory, never the backlog:
  * the doorbell holds at most one file per live producer, an O(1) path set.
  *
  * The watch layer is fs.watch (one inotify watch on the directory), or chokidar with
