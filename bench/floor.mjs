@@ -76,17 +76,17 @@ export async function warmUp(dirs, ms, sync, payload = PAYLOAD) {
 }
 
 /**
- * Writes `count` messages into `dir`, `concurrency` at a time (1 = a sequential producer),
- * after `warmUpMs` of untimed writes (see warmUp; 0: none). With concurrency > 1 every message
- * still fsyncs the directory itself (no group commit).
+ * Writes `count` messages of `payload` into `dir`, `concurrency` at a time (1 = a sequential
+ * producer), after `warmUpMs` of untimed writes (see warmUp; 0: none). With concurrency > 1
+ * every message still fsyncs the directory itself (no group commit).
  */
-export async function writeFloor(dir, { count, sync, concurrency = 1, warmUpMs = 0 }) {
+export async function writeFloor(dir, { count, sync, concurrency = 1, warmUpMs = 0, payload = PAYLOAD }) {
   const dirs = await floorDirs(dir);
   try {
-    if (warmUpMs > 0) await warmUp(dirs, warmUpMs, sync);
+    if (warmUpMs > 0) await warmUp(dirs, warmUpMs, sync, payload);
     let next = 0;
     const worker = async () => {
-      while (next < count) await writeOne(dirs, `m${next++}`, sync);
+      while (next < count) await writeOne(dirs, `m${next++}`, sync, payload);
     };
     const start = nowMs();
     await Promise.all(Array.from({ length: concurrency }, worker));

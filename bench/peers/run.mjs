@@ -34,7 +34,7 @@ import {
   Workspace,
 } from '../common.mjs';
 import { nextMessage } from '../drain.mjs';
-import { claimFloor, floorDirs, warmUp, writeFloor, writeOne } from '../floor.mjs';
+import { claimFloor, writeFloor } from '../floor.mjs';
 import {
   CLASSES,
   openPlainjob,
@@ -171,24 +171,12 @@ function pushRun(system, cls, kind, count, payload) {
 }
 
 /**
- * The sequential raw write of `payload` (floor.mjs's writeOne), `count` times, warmed for
+ * The sequential raw write of `payload` (floor.mjs's writeFloor), `count` times, warmed for
  * PUSH_WARM_UP_MS like every producer: in a fresh directory its first few hundred files are
  * cheaper (floor.mjs's warmUp), and a round of the durable rows is only 200.
  */
 function floorRun(cls, count, payload) {
-  const sync = cls === 'durable';
-  return withDir(`floor-${cls}`, async (dir) => {
-    if (payload === PAYLOAD) return writeFloor(dir, { count, sync, warmUpMs: PUSH_WARM_UP_MS });
-    const dirs = await floorDirs(dir);
-    try {
-      await warmUp(dirs, PUSH_WARM_UP_MS, sync, payload);
-      const start = nowMs();
-      for (let i = 0; i < count; i++) await writeOne(dirs, `m${i}`, sync, payload);
-      return rate(count, nowMs() - start);
-    } finally {
-      await dirs.close();
-    }
-  });
+  return withDir(`floor-${cls}`, (dir) => writeFloor(dir, { count, sync: cls === 'durable', warmUpMs: PUSH_WARM_UP_MS, payload }));
 }
 
 const pushHeader = () => {
