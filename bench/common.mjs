@@ -1,5 +1,6 @@
 /** Small helpers shared by the benchmarks: temp dirs, clocks, rounds, percentiles, formatting, the machine. */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { constants as C, closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
@@ -31,14 +32,42 @@ export function peakRssKb() {
   return process.resourceUsage().maxRSS;
 }
 
-/** One root directory under os.tmpdir() per run; every measurement gets a fresh subdirectory. */
+/**
+ * One directory per run under os.tmpdir(); every measurement gets a fresh subdirectory of it.
+ *
+ * Its place on disk is chosen so that no run pays for the files an earlier one deleted. On an
+ * ext4 without a journal each file creation tests, one by one, every inode of its block group
+ * freed in the last 60–360 s (creationCost), and a run's cleanup frees hundreds of thousands.
+ * Next to os.tmpdir(), where every run used to go, the next run's files then cost 50–700 µs
+ * more each, for every file-per-message system and the floor alike, from the round where their
+ * directories reached those inodes on (bench/README.md, Results of 15:53). So the run's
+ * directory is made in a parent marked as the top of a directory hierarchy (`chattr +T`),
+ * under a random name: ext4's Orlov allocator places such a directory in a flex group chosen
+ * from a hash of its name, among the ones with the fewest directories, and the run's
+ * subdirectories and files follow it there. `spread` says whether the mark took (null until the
+ * directory exists).
+ */
 export class Workspace {
+  #parent = null;
   #root = null;
   #n = 0;
+  spread = null;
 
   async root() {
-    this.#root ??= await mkdtemp(join(tmpdir(), 'spoolq-bench-'));
+    if (this.#root === null) {
+      const parent = await mkdtemp(join(tmpdir(), 'spoolq-bench-'));
+      this.spread = markTopDirectory(parent);
+      const root = join(parent, randomBytes(8).toString('hex'));
+      await mkdir(root);
+      this.#parent = parent;
+      this.#root = root;
+    }
     return this.#root;
+  }
+
+  /** For a bench's "Before" line: where the directories of the workspace went (see above). */
+  get placement() {
+    return this.spread ? 'placed by a random name (chattr +T)' : "next to os.tmpdir()'s other directories (chattr +T failed)";
   }
 
   /** A fresh, existing directory. */
@@ -103,8 +132,22 @@ export class Workspace {
   }
 
   async cleanup() {
-    if (this.#root) await rm(this.#root, { recursive: true, force: true });
+    if (this.#parent) await rm(this.#parent, { recursive: true, force: true });
+    this.#parent = null;
     this.#root = null;
+  }
+}
+
+/**
+ * `chattr +T dir`; false where it cannot be done (no chattr, a file system other than ext2/3/4,
+ * not allowed): the benches then run as before, with every directory near its parent.
+ */
+function markTopDirectory(dir) {
+  try {
+    execFileSync('chattr', ['+T', dir], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -212,7 +212,8 @@ try {
   );
   results.loadBefore = await loadLine();
   results.creationBefore = await ws.creationCost();
-  print(`Before: ${results.loadBefore}; a file creation in the workspace ${fmt.us(results.creationBefore)} µs.`);
+  results.spread = ws.spread;
+  print(`Before: ${results.loadBefore}; a file creation in the workspace ${fmt.us(results.creationBefore)} µs; ${ws.placement}.`);
   print();
   // Warm-up (untimed): JIT of both code paths and the directory caches.
   await writeFloor(await ws.dir('warmup'), { count: 200, sync: false });

@@ -88,7 +88,7 @@ try {
   print(`## spoolq steady bench, ${m.date}`);
   print();
   print(`${m.cpus} CPUs (${m.cpu}), Linux ${m.kernel}, Node ${m.node}, ${m.tmpdir}. ${rounds} rounds of ${seconds} s per run.`);
-  print(`Before: ${await loadLine()}; a file creation in the workspace ${fmt.us(await ws.creationCost())} µs.`);
+  print(`Before: ${await loadLine()}; a file creation in the workspace ${fmt.us(await ws.creationCost())} µs; ${ws.placement}.`);
   print();
   const results = [];
   for (let r = 0; r < rounds; r++) {

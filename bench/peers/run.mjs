@@ -460,7 +460,8 @@ try {
   );
   results.loadBefore = await loadLine();
   results.creationBefore = await ws.creationCost();
-  print(`Before: ${results.loadBefore}; a file creation in the workspace ${fmt.us(results.creationBefore)} µs.`);
+  results.spread = ws.spread;
+  print(`Before: ${results.loadBefore}; a file creation in the workspace ${fmt.us(results.creationBefore)} µs; ${ws.placement}.`);
   print();
   // Warm-up (untimed): JIT of every code path, the directory caches, SQLite's first open.
   for (const system of SYSTEMS) await pushRun(system, 'fast', 'seq', 100, PAYLOAD);
