@@ -1,7 +1,7 @@
 /** Small helpers shared by the benchmarks: temp dirs, clocks, rounds, percentiles, formatting, the machine. */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants as C, closeSync, openSync, readFileSync } from 'node:fs';
+import { constants as C, closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +52,7 @@ export class Workspace {
   #root = null;
   #n = 0;
   spread = null;
+  dropsCaches = null;
 
   async root() {
     if (this.#root === null) {
@@ -63,6 +64,12 @@ export class Workspace {
       this.#root = root;
     }
     return this.#root;
+  }
+
+  /** For a bench's "After" line: whether each measurement began with the page cache dropped (settle). */
+  get cacheNote() {
+    if (this.dropsCaches === null) return 'page cache never dropped (no interleaved measurement)';
+    return this.dropsCaches ? 'clean page cache dropped before each measurement' : 'page cache not dropped (not root)';
   }
 
   /** For a bench's "Before" line: where the directories of the workspace went (see above). */
@@ -85,12 +92,28 @@ export class Workspace {
   /**
    * Flushes the file system of the workspace (`sync -f`), so dirty pages left by an earlier
    * measurement are not written back during the next synced one.
+   *
+   * With `dropCaches` (before each measurement of `interleaver`, never between a prefill and its
+   * drain), it then drops the clean page cache (`/proc/sys/vm/drop_caches`, root only), so that
+   * each measurement writes into the same kind of memory as the first. Here, once a run had
+   * filled gigabytes of page cache (its files stay until the end), every system's write() into
+   * new pages cost ~9 µs more a page: a 64 KiB write 17–25 µs → ~165, in the kernel's copy into
+   * the page cache, from a round that moved from run to run (bench/README.md, Results of 15:53).
+   * `dropsCaches` says whether it could (null until asked).
    */
-  async settle() {
+  async settle({ dropCaches = false } = {}) {
     try {
       execFileSync('sync', ['-f', await this.root()]);
     } catch {
       // sync -f is coreutils >= 8.24; without it the noise is only a little larger
+    }
+    if (dropCaches && this.dropsCaches !== false) {
+      try {
+        writeFileSync('/proc/sys/vm/drop_caches', '1');
+        this.dropsCaches = true;
+      } catch {
+        this.dropsCaches = false; // not root, or not Linux: measured as before
+      }
     }
   }
 
@@ -170,8 +193,8 @@ export const roundShare = (total, rounds, r) => Math.floor(total / rounds) + (r 
 
 /**
  * `interleaved(runs)` for `rounds` rounds in `ws`: runs each of `runs` (name → (round) => rate)
- * once per round, rotating the order every round, after flushing the file system (`sync -f`);
- * sums them per name, and keeps each round (for the ratios and their range).
+ * once per round, rotating the order every round, after flushing the file system (`sync -f`)
+ * and dropping the clean page cache where allowed (Workspace#settle); sums them per name, and keeps each round (for the ratios and their range).
  */
 export function interleaver(ws, rounds) {
   return async (runs) => {
@@ -180,7 +203,7 @@ export function interleaver(ws, rounds) {
     for (let r = 0; r < rounds; r++) {
       for (let k = 0; k < names.length; k++) {
         const name = names[(r + k) % names.length];
-        await ws.settle();
+        await ws.settle({ dropCaches: true });
         per[name].push(await runs[name](r));
       }
     }
