@@ -6,7 +6,7 @@
  * bench/peers/results/ (git-ignored). See bench/peers/README.md.
  *
  *   node bench/peers/run.mjs [--quick] [--rounds 5] [--push-rounds 15] [--n-durable 3000] [--n-fast 9000]
- *                            [--n-many 20000] [--n-big 600] [--n-drain 6000] [--warm-up 2000]
+ *                            [--n-many 20000] [--n-big 600] [--n-drain 30000] [--warm-up 2000]
  *                            [--only push,big,drain]
  * --push-rounds: the rounds of the push rows (64 KiB included); --rounds: those of the drains.
  * --quick: 1 round of small counts, to check that everything runs (the numbers mean little).
@@ -79,7 +79,11 @@ const config = {
   // decided the row; 20,000 is 40 calls a round.
   many: Number(args['n-many'] ?? (q ? 400 : 20_000)),
   big: Number(args['n-big'] ?? (q ? 10 : 600)),
-  drain: Number(args['n-drain'] ?? (q ? 100 : 6000)),
+  // 6,000 a round: with 1,200, spoolq's timed drain lasted 35–50 ms, and the fast 1-consumer row
+  // ÷ plainjob NORMAL read 1.83×, 1.94× and 2.38× in three runs within 30 minutes (2026-11-27
+  // 16:03–17:00 UTC). SQLite slows as its queue grows (plainjob NORMAL, 1 consumer: 13,800
+  // msgs/s at 1,200 a round, 11,011 at 6,000), and that is part of what a larger queue measures.
+  drain: Number(args['n-drain'] ?? (q ? 100 : 30_000)),
   // Messages each consumer process drains, untimed, before the timed drain. A fresh process
   // spent most of a short drain compiling (here: 4 spoolq consumers drained 6,000 messages at
   // 16,500 msgs/s cold, 33,000 after 1,500 each, 37,700 after 6,000 each).
