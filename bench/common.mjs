@@ -66,10 +66,10 @@ export class Workspace {
     return this.#root;
   }
 
-  /** For a bench's "After" line: whether each measurement began with the page cache dropped (settle). */
+  /** For a bench's "After" line: whether the measurements that ask for it began with the page cache dropped (settle). */
   get cacheNote() {
-    if (this.dropsCaches === null) return 'page cache never dropped (no interleaved measurement)';
-    return this.dropsCaches ? 'clean page cache dropped before each measurement' : 'page cache not dropped (not root)';
+    if (this.dropsCaches === null) return 'page cache never dropped';
+    return this.dropsCaches ? 'clean page cache dropped before each push measurement' : 'page cache not dropped (not root)';
   }
 
   /** For a bench's "Before" line: where the directories of the workspace went (see above). */
@@ -93,12 +93,13 @@ export class Workspace {
    * Flushes the file system of the workspace (`sync -f`), so dirty pages left by an earlier
    * measurement are not written back during the next synced one.
    *
-   * With `dropCaches` (before each measurement of `interleaver`, never between a prefill and its
-   * drain), it then drops the clean page cache (`/proc/sys/vm/drop_caches`, root only), so that
-   * each measurement writes into the same kind of memory as the first. Here, once a run had
-   * filled gigabytes of page cache (its files stay until the end), every system's write() into
-   * new pages cost ~9 µs more a page: a 64 KiB write 17–25 µs → ~165, in the kernel's copy into
-   * the page cache, from a round that moved from run to run (bench/README.md, Results of 15:53).
+   * With `dropCaches` (before each measurement of the peer bench's push rows), it then drops the
+   * clean page cache (`/proc/sys/vm/drop_caches`, root only), so that each measurement writes
+   * into the same kind of memory as the first. Here, once a run had filled gigabytes of page
+   * cache (its files stay until the end), every system's write() into new pages cost ~9 µs more
+   * a page: a 64 KiB write 17–25 µs → ~165, in the kernel's copy into the page cache, from a
+   * round that moved from run to run (bench/README.md, Results of 15:53). Not before latency
+   * runs: there it raised spoolq's push→handler p99 from 4.6–4.7 ms to 12.0–12.7.
    * `dropsCaches` says whether it could (null until asked).
    */
   async settle({ dropCaches = false } = {}) {
@@ -194,16 +195,16 @@ export const roundShare = (total, rounds, r) => Math.floor(total / rounds) + (r 
 /**
  * `interleaved(runs)` for `rounds` rounds in `ws`: runs each of `runs` (name → (round) => rate)
  * once per round, rotating the order every round, after flushing the file system (`sync -f`)
- * and dropping the clean page cache where allowed (Workspace#settle); sums them per name, and keeps each round (for the ratios and their range).
+ * and, with `dropCaches`, dropping the clean page cache where allowed (Workspace#settle); sums them per name, and keeps each round (for the ratios and their range).
  */
-export function interleaver(ws, rounds) {
+export function interleaver(ws, rounds, { dropCaches = false } = {}) {
   return async (runs) => {
     const names = Object.keys(runs);
     const per = Object.fromEntries(names.map((n) => [n, []]));
     for (let r = 0; r < rounds; r++) {
       for (let k = 0; k < names.length; k++) {
         const name = names[(r + k) % names.length];
-        await ws.settle({ dropCaches: true });
+        await ws.settle({ dropCaches });
         per[name].push(await runs[name](r));
       }
     }

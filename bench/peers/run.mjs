@@ -107,7 +107,8 @@ const withDir = async (label, fn) => fn(await ws.dir(label));
 const share = (total, r) => roundShare(total, config.rounds, r);
 const interleaved = interleaver(ws, config.rounds);
 const pushShare = (total, r) => roundShare(total, config.pushRounds, r);
-const pushInterleaved = interleaver(ws, config.pushRounds);
+// The page cache dropped before each push measurement: see Workspace#settle.
+const pushInterleaved = interleaver(ws, config.pushRounds, { dropCaches: true });
 
 /**
  * a's throughput ÷ b's throughput (= b's time ÷ a's time), per round (they ran back to back),
