@@ -38,14 +38,13 @@ export function peakRssKb() {
  * Its place on disk is chosen so that no run pays for the files an earlier one deleted. On an
  * ext4 without a journal each file creation tests, one by one, every inode of its block group
  * freed in the last 60–360 s (creationCost), and a run's cleanup frees hundreds of thousands.
- * Next to os.tmpdir(), where every run used to go, the next run's files then cost 50–700 µs
- * more each, for every file-per-message system and the floor alike, from the round where their
- * directories reached those inodes on (bench/README.md, Results of 15:53). So the run's
- * directory is made in a parent marked as the top of a directory hierarchy (`chattr +T`),
- * under a random name: ext4's Orlov allocator places such a directory in a flex group chosen
- * from a hash of its name, among the ones with the fewest directories, and the run's
- * subdirectories and files follow it there. `spread` says whether the mark took (null until the
- * directory exists).
+ * Next to os.tmpdir(), where every run used to go, a run started soon after another created its
+ * files at 220–1,000 µs each instead of 10–30, every file-per-message system and the floor
+ * alike (bench/README.md, Results of 15:53). So the run's directory is made in a parent marked
+ * as the top of a directory hierarchy (`chattr +T`), under a random name: ext4's Orlov
+ * allocator places such a directory in a flex group chosen from a hash of its name, among the
+ * ones with the fewest directories, and the run's subdirectories and files follow it there.
+ * `spread` says whether the mark took (null until the directory exists).
  */
 export class Workspace {
   #parent = null;
@@ -195,7 +194,8 @@ export const roundShare = (total, rounds, r) => Math.floor(total / rounds) + (r 
 /**
  * `interleaved(runs)` for `rounds` rounds in `ws`: runs each of `runs` (name → (round) => rate)
  * once per round, rotating the order every round, after flushing the file system (`sync -f`)
- * and, with `dropCaches`, dropping the clean page cache where allowed (Workspace#settle); sums them per name, and keeps each round (for the ratios and their range).
+ * and, with `dropCaches`, dropping the clean page cache where allowed (Workspace#settle); sums
+ * them per name, and keeps each round (for the ratios and their range).
  */
 export function interleaver(ws, rounds, { dropCaches = false } = {}) {
   return async (runs) => {

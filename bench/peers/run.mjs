@@ -81,7 +81,7 @@ const config = {
   big: Number(args['n-big'] ?? (q ? 10 : 600)),
   // 6,000 a round: with 1,200, spoolq's timed drain lasted 35–50 ms, and the fast 1-consumer row
   // ÷ plainjob NORMAL read 1.83×, 1.94× and 2.38× in three runs within 30 minutes (2026-11-27
-  // 16:03–17:00 UTC). SQLite slows as its queue grows (plainjob NORMAL, 1 consumer: 13,800
+  // 16:03–16:32 UTC; 3.01× with 6,000 a round at 16:36). SQLite slows as its queue grows (plainjob NORMAL, 1 consumer: 13,800
   // msgs/s at 1,200 a round, 11,011 at 6,000), and that is part of what a larger queue measures.
   drain: Number(args['n-drain'] ?? (q ? 100 : 30_000)),
   // Messages each consumer process drains, untimed, before the timed drain. A fresh process
