@@ -35,44 +35,50 @@ export function peakRssKb() {
 /**
  * One directory per run under os.tmpdir(); every measurement gets a fresh subdirectory of it.
  *
- * Its place on disk is chosen so that no run pays for the files an earlier one deleted. On an
+ * Its place on disk is chosen so that a run is unlikely to pay for the files an earlier one deleted. On an
  * ext4 without a journal each file creation tests, one by one, every inode of its block group
  * freed in the last 60–360 s (creationCost), and a run's cleanup frees hundreds of thousands.
  * Next to os.tmpdir(), where every run used to go, a run started soon after another created its
  * files at 220–1,000 µs each instead of 10–30, every file-per-message system and the floor
  * alike (bench/README.md, Results of 15:53). So the run's directory is made in a parent marked
  * as the top of a directory hierarchy (`chattr +T`), under a random name: ext4's Orlov
- * allocator places such a directory in a flex group chosen from a hash of its name, among the
- * ones with the fewest directories, and the run's subdirectories and files follow it there.
- * `spread` says whether the mark took (null until the directory exists).
+ * allocator places such a directory in the flex group with the fewest directories (and enough
+ * free space), scanning from one chosen by a hash of its name, and the run's subdirectories and
+ * files follow it there. Most groups of this disk have no directory at all, so the random name
+ * decides, and one emptied by the last cleanup is picked only by chance: the "before" line's
+ * creation cost shows it. `spread` says whether the mark took (null until the directory exists).
  */
 export class Workspace {
   #parent = null;
+  /** The run's directory, made once: a promise, so that concurrent first calls share it. */
   #root = null;
   #n = 0;
   spread = null;
-  dropsCaches = null;
+  /** How many times settle() dropped the page cache. */
+  cacheDrops = 0;
 
-  async root() {
-    if (this.#root === null) {
-      const parent = await mkdtemp(join(tmpdir(), 'spoolq-bench-'));
-      this.spread = markTopDirectory(parent);
-      const root = join(parent, randomBytes(8).toString('hex'));
-      await mkdir(root);
-      this.#parent = parent;
-      this.#root = root;
-    }
+  root() {
+    this.#root ??= this.#makeRoot();
     return this.#root;
   }
 
-  /** For a bench's "After" line: whether the measurements that ask for it began with the page cache dropped (settle). */
+  async #makeRoot() {
+    const parent = await mkdtemp(join(tmpdir(), 'spoolq-bench-'));
+    this.#parent = parent;
+    this.spread = markTopDirectory(parent);
+    const root = join(parent, randomBytes(8).toString('hex'));
+    await mkdir(root);
+    return root;
+  }
+
+  /** For a bench's "After" line: whether the page cache was dropped before measurements (settle). */
   get cacheNote() {
-    if (this.dropsCaches === null) return 'page cache never dropped';
-    return this.dropsCaches ? 'clean page cache dropped before each push measurement' : 'page cache not dropped (not root)';
+    return this.cacheDrops > 0 ? `page cache dropped ${this.cacheDrops} times (--drop-caches)` : 'page cache not dropped';
   }
 
   /** For a bench's "Before" line: where the directories of the workspace went (see above). */
   get placement() {
+    if (this.spread === null) return 'no directory made yet';
     return this.spread ? 'placed by a random name (chattr +T)' : "next to os.tmpdir()'s other directories (chattr +T failed)";
   }
 
@@ -92,14 +98,13 @@ export class Workspace {
    * Flushes the file system of the workspace (`sync -f`), so dirty pages left by an earlier
    * measurement are not written back during the next synced one.
    *
-   * With `dropCaches` (before each measurement of the peer bench's push rows), it then drops the
-   * clean page cache (`/proc/sys/vm/drop_caches`, root only), so that each measurement writes
-   * into the same kind of memory as the first. Here, once a run had filled gigabytes of page
-   * cache (its files stay until the end), every system's write() into new pages cost ~9 µs more
-   * a page: a 64 KiB write 17–25 µs → ~165, in the kernel's copy into the page cache, from a
-   * round that moved from run to run (bench/README.md, Results of 15:53). Not before latency
-   * runs: there it raised spoolq's push→handler p99 from 4.6–4.7 ms to 12.0–12.7.
-   * `dropsCaches` says whether it could (null until asked).
+   * With `dropCaches` (the peer bench's push rows, with --drop-caches), it then drops the clean
+   * page cache (`/proc/sys/vm/drop_caches`, root only). Here, once a run had filled gigabytes of
+   * page cache (its files stay until the end), a write() into new pages cost ~9 µs more a page:
+   * the floor's 64 KiB write 17–25 µs → ~165, from a round that moved from run to run. Not every
+   * system alike: SQLite, which rewrites its WAL's pages, did not pay it, qlobber-fsq little,
+   * spoolq the most (bench/README.md, Results of 15:53). So it is a cost a long-running host may
+   * show, and the drops are an option, not the default.
    */
   async settle({ dropCaches = false } = {}) {
     try {
@@ -107,13 +112,13 @@ export class Workspace {
     } catch {
       // sync -f is coreutils >= 8.24; without it the noise is only a little larger
     }
-    if (dropCaches && this.dropsCaches !== false) {
+    if (dropCaches) {
       try {
         writeFileSync('/proc/sys/vm/drop_caches', '1');
-        this.dropsCaches = true;
-      } catch {
-        this.dropsCaches = false; // not root, or not Linux: measured as before
+      } catch (error) {
+        throw new Error(`dropping the page cache (--drop-caches) needs root on Linux: ${error.message}`);
       }
+      this.cacheDrops++;
     }
   }
 

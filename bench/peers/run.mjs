@@ -6,10 +6,11 @@
  * bench/peers/results/ (git-ignored). See bench/peers/README.md.
  *
  *   node bench/peers/run.mjs [--quick] [--rounds 5] [--push-rounds 15] [--n-durable 3000] [--n-fast 9000]
- *                            [--n-many 20000] [--n-big 600] [--n-drain 30000] [--warm-up 2000]
- *                            [--only push,big,drain]
+ *                            [--n-many 20000] [--n-big 600] [--n-drain 6000] [--warm-up 2000]
+ *                            [--only push,big,drain] [--drop-caches]
  * --push-rounds: the rounds of the push rows (64 KiB included); --rounds: those of the drains.
  * --quick: 1 round of small counts, to check that everything runs (the numbers mean little).
+ * --drop-caches: drop the clean page cache before each push measurement (root; Workspace#settle).
  */
 import { execFileSync, fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -64,6 +65,7 @@ const { values: args } = parseArgs({
     'n-drain': { type: 'string' },
     'warm-up': { type: 'string' },
     only: { type: 'string', default: 'push,big,drain' },
+    'drop-caches': { type: 'boolean', default: false },
   },
 });
 const q = args.quick;
@@ -79,16 +81,14 @@ const config = {
   // decided the row; 20,000 is 40 calls a round.
   many: Number(args['n-many'] ?? (q ? 400 : 20_000)),
   big: Number(args['n-big'] ?? (q ? 10 : 600)),
-  // 6,000 a round: with 1,200, spoolq's timed drain lasted 35–50 ms, and the fast 1-consumer row
-  // ÷ plainjob NORMAL read 1.83×, 1.94× and 2.38× in three runs within 30 minutes (2026-11-27
-  // 16:03–16:32 UTC; 3.01× with 6,000 a round at 16:36). SQLite slows as its queue grows (plainjob NORMAL, 1 consumer: 13,800
-  // msgs/s at 1,200 a round, 11,011 at 6,000), and that is part of what a larger queue measures.
-  drain: Number(args['n-drain'] ?? (q ? 100 : 30_000)),
+  drain: Number(args['n-drain'] ?? (q ? 100 : 6000)),
   // Messages each consumer process drains, untimed, before the timed drain. A fresh process
   // spent most of a short drain compiling (here: 4 spoolq consumers drained 6,000 messages at
   // 16,500 msgs/s cold, 33,000 after 1,500 each, 37,700 after 6,000 each).
   warmUp: Number(args['warm-up'] ?? (q ? 100 : 2000)),
   only: new Set(args.only.split(',')),
+  // Drop the clean page cache before each push measurement (root only): Workspace#settle.
+  dropCaches: args['drop-caches'],
 };
 
 const ws = new Workspace();
@@ -107,8 +107,7 @@ const withDir = async (label, fn) => fn(await ws.dir(label));
 const share = (total, r) => roundShare(total, config.rounds, r);
 const interleaved = interleaver(ws, config.rounds);
 const pushShare = (total, r) => roundShare(total, config.pushRounds, r);
-// The page cache dropped before each push measurement: see Workspace#settle.
-const pushInterleaved = interleaver(ws, config.pushRounds, { dropCaches: true });
+const pushInterleaved = interleaver(ws, config.pushRounds, { dropCaches: config.dropCaches });
 
 /**
  * a's throughput ÷ b's throughput (= b's time ÷ a's time), per round (they ran back to back),
@@ -484,7 +483,7 @@ try {
   targets();
   results.loadAfter = await loadLine();
   results.creationAfter = await ws.creationCost();
-  results.dropsCaches = ws.dropsCaches;
+  results.cacheDrops = ws.cacheDrops;
   print(
     `After: ${results.loadAfter}; a file creation in the workspace ${fmt.us(results.creationAfter)} µs; ${ws.cacheNote}. Total time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
   );
