@@ -35,9 +35,10 @@ export function peakRssKb() {
 /**
  * One directory per run under os.tmpdir(); every measurement gets a fresh subdirectory of it.
  *
- * Its place on disk is chosen so that a run is unlikely to pay for the files an earlier one deleted. On an
- * ext4 without a journal each file creation tests, one by one, every inode of its block group
- * freed in the last 60–360 s (creationCost), and a run's cleanup frees hundreds of thousands.
+ * Its place on disk is chosen so that a run is unlikely to pay for the files an earlier one
+ * deleted. On an ext4 without a journal each file creation tests, one by one, every inode of its
+ * block group freed in the last 60–360 s (creationCost), and a run's cleanup frees hundreds of
+ * thousands.
  * Next to os.tmpdir(), where every run used to go, a run started soon after another created its
  * files at 220–1,000 µs each instead of 10–30, every file-per-message system and the floor
  * alike (bench/README.md, Results of 15:53). So the run's directory is made in a parent marked
@@ -102,9 +103,9 @@ export class Workspace {
    * page cache (`/proc/sys/vm/drop_caches`, root only). Here, once a run had filled gigabytes of
    * page cache (its files stay until the end), a write() into new pages cost ~9 µs more a page:
    * the floor's 64 KiB write 17–25 µs → ~165, from a round that moved from run to run. Not every
-   * system alike: SQLite, which rewrites its WAL's pages, did not pay it, qlobber-fsq little,
-   * spoolq the most (bench/README.md, Results of 15:53). So it is a cost a long-running host may
-   * show, and the drops are an option, not the default.
+   * system alike: in one run SQLite, which rewrites its WAL's pages, did not pay it, qlobber-fsq
+   * little and spoolq the most; in another all of them did (bench/README.md, Results of 15:53).
+   * So it is a cost a long-running host may show, and the drops are an option, not the default.
    */
   async settle({ dropCaches = false } = {}) {
     try {
@@ -199,8 +200,8 @@ export const roundShare = (total, rounds, r) => Math.floor(total / rounds) + (r 
 /**
  * `interleaved(runs)` for `rounds` rounds in `ws`: runs each of `runs` (name → (round) => rate)
  * once per round, rotating the order every round, after flushing the file system (`sync -f`)
- * and, with `dropCaches`, dropping the clean page cache where allowed (Workspace#settle); sums
- * them per name, and keeps each round (for the ratios and their range).
+ * and, with `dropCaches`, dropping the clean page cache (Workspace#settle); sums them per name,
+ * and keeps each round (for the ratios and their range).
  */
 export function interleaver(ws, rounds, { dropCaches = false } = {}) {
   return async (runs) => {
