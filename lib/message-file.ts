@@ -70,17 +70,20 @@ export interface OutgoingRecord {
 const recordSize = (r: OutgoingRecord): number => HEADER_BYTES + r.attrsBytes + r.payload.length;
 
 /**
- * A message file (one record) or an envelope (several), in one buffer: no per-record copy.
- * `offsets` are where each record starts, then where the last one ends.
+ * A message file (one record) or an envelope (several), in one buffer from `allocate`: no
+ * per-record copy. `offsets` are where each record starts, then where the last one ends.
  */
-export function encodeRecords(records: readonly OutgoingRecord[]): { file: Buffer; offsets: number[] } {
+export function encodeRecords(
+  records: readonly OutgoingRecord[],
+  allocate: (size: number) => Buffer = Buffer.allocUnsafe,
+): { file: Buffer; offsets: number[] } {
   const offsets = [0];
   let size = 0;
   for (const r of records) {
     size += recordSize(r);
     offsets.push(size);
   }
-  const file = Buffer.allocUnsafe(size);
+  const file = allocate(size);
   for (let i = 0; i < records.length; i++) {
     const r = records[i] as OutgoingRecord;
     const offset = offsets[i] as number;

@@ -41,6 +41,7 @@ import {
 } from './names.js';
 import { checkInteger, invalid, type ResolvedOptions, UNROUTED_GROUP } from './options.js';
 import { type Route, readRoutes } from './routing.js';
+import { SpareBuffers } from './spare-buffers.js';
 import { checkTopic } from './topics.js';
 
 export interface PushOptions {
@@ -113,6 +114,8 @@ export class Publisher {
   /** Pushes waiting for the next round. */
   #pending: Batch[] = [];
   #running = false;
+  /** Reused buffers for encoding large pushes (spare-buffers.ts). */
+  #spares = new SpareBuffers();
   /** Set once a link failed for want of hard links: every further fan-out copies. */
   #noLinks = false;
   /** Messages that matched no group (dropped, or kept in the unrouted group). */
@@ -133,8 +136,8 @@ export class Publisher {
     if (this.commit.failure) throw this.commit.failure;
     if (records.length === 0) return [];
     // Encoded now, while the data is the caller's to give: a buffer may be reused once push()
-    // is called.
-    const { file, offsets } = encodeRecords(records);
+    // is called. A large file goes into a spare buffer, given back after its round (#run).
+    const { file, offsets } = encodeRecords(records, this.#spares.alloc);
     const ids = records.map((r) => r.id);
     const visibleAt = records.map((r) => r.visibleAt);
     await new Promise<void>((resolve, reject) => {
@@ -171,6 +174,10 @@ export class Publisher {
         );
       } catch (error) {
         for (const r of round) r.reject(error);
+      } finally {
+        // Every write, link and copy of the round is done (all awaited, failed or not), and the
+        // commit reads names, not bytes: the buffers may be reused.
+        for (const r of round) this.#spares.release(r.file);
       }
     }
     this.#running = false;
