@@ -398,10 +398,11 @@ async function benchDrain() {
 function targets() {
   const push = (cls, kind, bytes = PAYLOAD.length) => results.push.find((r) => r.cls === cls && r.kind === kind && r.bytes === bytes);
   const rows = [];
-  const check = (what, value, goal, higherIsBetter = true) => {
+  /** `floorVsPeer`: the raw floor ÷ the same peer, for a row whose producer is sequential. */
+  const check = (what, value, goal, higherIsBetter = true, floorVsPeer = null) => {
     if (!value) return;
     const met = higherIsBetter ? value.median >= goal : value.median <= goal;
-    rows.push({ what, value, goal: `${higherIsBetter ? '≥' : '≤'} ${goal}×`, met });
+    rows.push({ what, value, goal: `${higherIsBetter ? '≥' : '≤'} ${goal}×`, met, floorVsPeer });
   };
   check('durable: push, 16 in flight ÷ plainjob FULL', push('durable', 'conc16')?.vsPlainjob, 1.5);
   for (const d of results.drain.filter((r) => r.cls === 'durable')) {
@@ -412,16 +413,29 @@ function targets() {
     check(`fast: drain, ${d.consumers} consumer(s) ÷ plainjob NORMAL`, d.vsPlainjob, 2);
   }
   // Asked of the non-durable class only; the durable rows ÷ qlobber-fsq are in the tables above.
-  for (const r of results.push.filter((r) => r.cls === 'fast')) check(`fast: ${r.label} ÷ qlobber-fsq`, r.vsQlobber, 3);
+  for (const r of results.push.filter((r) => r.cls === 'fast')) {
+    check(`fast: ${r.label} ÷ qlobber-fsq`, r.vsQlobber, 3, true, r.kind === 'seq' ? speedup(r.floor, r['qlobber-fsq']) : null);
+  }
   for (const d of results.drain.filter((d) => d.cls === 'fast'))
     check(`fast: drain, ${d.consumers} consumer(s) ÷ qlobber-fsq`, d.vsQlobber, 3);
   for (const cls of CLASSES) check(`${cls}: push, sequential, time ÷ raw floor`, push(cls, 'seq')?.vsFloor, 1.25, false);
   if (rows.length === 0) return;
   print('### Issue 6 targets (median of the rounds, range)');
   print();
-  print('| target | goal | measured | met |');
-  print('|---|---|---|---|');
-  for (const r of rows) print(`| ${r.what} | ${r.goal} | ${ratioCell(r.value)} | ${r.met ? 'yes' : '**no**'} |`);
+  print('| target | goal | measured | met | the raw floor ÷ the same peer |');
+  print('|---|---|---|---|---|');
+  for (const r of rows) {
+    print(
+      `| ${r.what} | ${r.goal} | ${ratioCell(r.value)} | ${r.met ? 'yes' : '**no**'} | ${r.floorVsPeer ? ratioCell(r.floorVsPeer) : ''} |`,
+    );
+  }
+  print();
+  print(
+    'The last column, for the rows of a sequential producer: one push is one file, created, written and renamed before the ' +
+      'next push starts, as the floor does, so the floor ÷ the peer is about as far ahead of that peer as a file-per-message ' +
+      "producer can get in this run (spoolq's time ÷ the floor is in the tables above). Where it is under the goal, the " +
+      "machine's file writes decided the row more than spoolq did.",
+  );
   print();
   results.targets = rows;
 }
