@@ -1,4 +1,8 @@
-/** Runs `fn` over `items` with at most `limit` calls in flight; rejects with the first error after all settle. */
+/**
+ * Runs `fn` over `items` with at most `limit` calls in flight; rejects with the first error after
+ * all settle. That wait is a contract: the publisher reuses a round's buffers once its writes
+ * have returned or thrown (publisher.ts #run), so no call may still be running then.
+ */
 export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
   if (items.length === 1) return fn(items[0] as T, 0); // the common case (one file), without the workers
   let next = 0;

@@ -175,8 +175,9 @@ export class Publisher {
       } catch (error) {
         for (const r of round) r.reject(error);
       } finally {
-        // Every write, link and copy of the round is done (all awaited, failed or not), and the
-        // commit reads names, not bytes: the buffers may be reused.
+        // Every write, link and copy of the round is done (all awaited, failed or not: forEachLimit
+        // and allSettled wait for every call), and the commit reads names, not bytes: the buffers
+        // may be reused.
         for (const r of round) this.#spares.release(r.file);
       }
     }

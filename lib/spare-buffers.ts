@@ -15,7 +15,11 @@ import { SYNC_IO_MAX_BYTES } from './durable-fs.js';
 
 /** Smaller buffers come from Node's own pool, which is already cheap. */
 const MIN_BYTES = Buffer.poolSize >>> 1;
-/** At most this many spare buffers are kept: a round of 16 concurrent 64 KiB pushes reuses all of its buffers. */
+/**
+ * At most this many spare buffers are kept (≤ 4 MiB): enough for the pushes of one round, which
+ * are encoded before it is written. (With envelopes on, a round of several pushes is written from
+ * one fresh concatenation; their own buffers still come back.)
+ */
 const MAX_SPARES = 16;
 /** Buffers are made in multiples of a page, so messages of nearly the same size share them. */
 const PAGE = 4096;
@@ -43,9 +47,22 @@ export class SpareBuffers {
     return lent;
   };
 
-  /** Gives back a buffer from `alloc` once nothing will read it again; any other buffer is left to the GC. */
+  /**
+   * Gives back a buffer from `alloc` once nothing will read it again; any other buffer is left to
+   * the GC. When the pool is full, the buffer takes the place of a smaller spare, if any: a burst
+   * of small pushes must not keep the large ones out for good.
+   */
   release(buffer: Buffer): void {
     if (!this.#lent.delete(buffer)) return;
-    if (this.#free.length < MAX_SPARES) this.#free.push(Buffer.from(buffer.buffer));
+    const whole = Buffer.from(buffer.buffer);
+    if (this.#free.length < MAX_SPARES) {
+      this.#free.push(whole);
+      return;
+    }
+    let smallest = 0;
+    for (let i = 1; i < this.#free.length; i++) {
+      if ((this.#free[i] as Buffer).length < (this.#free[smallest] as Buffer).length) smallest = i;
+    }
+    if ((this.#free[smallest] as Buffer).length < whole.length) this.#free[smallest] = whole;
   }
 }

@@ -10,6 +10,7 @@
  * (Debian: apt-get install -y fuse3 python3-fusepy); skips with a printed reason without them.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { link, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -217,6 +218,35 @@ describe.skipIf(skipped !== null)('a spool on a file system without hard links (
     for (const q of [a, b, c]) expect(await q.stats()).toMatchObject({ ready: 0, leased: 0, delayed: 0, dead: 0 });
     expect((await listFiles(backing)).filter((f) => f.includes('.fuse_hidden'))).toEqual([]);
     for (const q of [a, b, c, pub]) await q.close();
+  });
+
+  it('large pushes fan out as copies written from reused encode buffers, every copy intact (spare-buffers.ts)', async () => {
+    const spool = join(mnt, 'spares');
+    const groups = await Promise.all(['A', 'B', 'C'].map((group) => openQueue<Buffer>(spool, { group, codec: 'raw' })));
+    // A file per push, so each file is written and copied from its push's own buffer (an
+    // envelope of several pushes is a fresh concatenation); durable, so rounds last long enough
+    // for the next pushes to be encoded while the copies of the last round are written.
+    const pub = await openQueue<Buffer>(spool, { group: null, codec: 'raw', envelopes: false });
+    const sent = new Map<string, Buffer>();
+    const pushes: Array<Promise<void>> = [];
+    for (let i = 0; i < 24; i++) {
+      const data = randomBytes([65_536, 20_000, 150_000][i % 3] as number);
+      pushes.push(pub.push(data).then((id) => void sent.set(id, data)));
+      if (i % 3 === 2) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(pushes);
+    expect(sent.size).toBe(24);
+    for (const q of groups) {
+      let delivered = 0;
+      for (let m = await q.pop({ timeoutMs: 0 }); m; m = await q.pop({ timeoutMs: 0 })) {
+        expect(Buffer.compare(m.data, sent.get(m.id) ?? Buffer.alloc(0)), `message ${m.id}`).toBe(0);
+        await m.ack();
+        delivered++;
+      }
+      expect(delivered).toBe(24);
+      expect(await q.deadLetters()).toEqual([]);
+    }
+    for (const q of [...groups, pub]) await q.close();
   });
 
   it('a consumer in another process receives its copies, woken by the doorbell', async () => {

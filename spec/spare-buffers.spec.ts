@@ -5,6 +5,8 @@
  *   - end to end, pushes that are encoded while earlier rounds are still being written, of many
  *     sizes and distinct bytes, alone and in pushMany, are all delivered intact: a buffer reused
  *     before its round was written would deliver another message's bytes, or fail its checksum.
+ * The copies made where there are no hard links, which read the buffer after the write, are
+ * checked in no-hardlinks.spec.ts (a FUSE mount).
  */
 import { randomBytes } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -52,10 +54,18 @@ describe('SpareBuffers', () => {
     const huge = spares.alloc(SYNC_IO_MAX_BYTES + 1);
     const foreign = Buffer.allocUnsafeSlow(65_536);
     for (const buffer of [small, huge, foreign]) spares.release(buffer);
-    for (const size of [100, 65_536, SYNC_IO_MAX_BYTES + 1]) {
+    for (const size of [100, 4096, 8192, 65_536, SYNC_IO_MAX_BYTES + 1]) {
       const lent = spares.alloc(size);
       for (const kept of [small, huge, foreign]) expect(overlap(lent, kept)).toBe(false);
     }
+  });
+
+  it('when full, a larger buffer given back takes the place of a smaller spare', () => {
+    const spares = new SpareBuffers();
+    const small = Array.from({ length: 16 }, () => spares.alloc(5_000));
+    const large = spares.alloc(65_536);
+    for (const buffer of [...small, large]) spares.release(buffer);
+    expect(overlap(spares.alloc(65_536), large)).toBe(true);
   });
 
   it('keeps at most 16 spares', () => {
