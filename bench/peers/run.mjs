@@ -6,10 +6,9 @@
  * bench/peers/results/ (git-ignored). See bench/peers/README.md.
  *
  *   node bench/peers/run.mjs [--quick] [--rounds 5] [--push-rounds 15] [--n-durable 3000] [--n-fast 9000]
- *                            [--n-many 100000] [--many-rounds 5] [--n-big 600] [--n-drain 6000]
- *                            [--warm-up 2000] [--only push,big,drain] [--drop-caches]
- * --push-rounds: the rounds of the push rows (64 KiB included) but pushMany(100), which has
- * --many-rounds; --rounds: those of the drains.
+ *                            [--n-many 97500] [--n-big 600] [--n-drain 6000] [--warm-up 2000]
+ *                            [--only push,big,drain] [--drop-caches]
+ * --push-rounds: the rounds of the push rows (64 KiB included); --rounds: those of the drains.
  * --quick: 1 round of small counts, to check that everything runs (the numbers mean little).
  * --drop-caches: drop the clean page cache before each push measurement (root; Workspace#settle).
  */
@@ -62,7 +61,6 @@ const { values: args } = parseArgs({
     'n-durable': { type: 'string' },
     'n-fast': { type: 'string' },
     'n-many': { type: 'string' },
-    'many-rounds': { type: 'string' },
     'n-big': { type: 'string' },
     'n-drain': { type: 'string' },
     'warm-up': { type: 'string' },
@@ -80,13 +78,13 @@ const config = {
   push: { durable: Number(args['n-durable'] ?? (q ? 60 : 3000)), fast: Number(args['n-fast'] ?? (q ? 200 : 9000)) },
   // pushMany(100) in both classes: with the counts above a round was 2 (durable) or 6 (fast)
   // calls, so one slow file creation (15–900 µs on this ext4) or the round's first bucket
-  // decided the row. 20,000 in 15 rounds was 13 calls a round, shorter than a period of
-  // plainjob's: its WAL is checkpointed every 63 calls of addMany(100) here (SQLite's default
-  // of 1,000 pages), ~6 ms each, 31 % of its time over 2,000 calls, so about one round in five
-  // held one and the median round left them out (bench/README.md, Results of 18:10). 5 rounds
-  // of 200 calls hold three periods each.
-  many: Number(args['n-many'] ?? (q ? 400 : 100_000)),
-  manyRounds: Number(args['many-rounds'] ?? (q ? 1 : 5)),
+  // decided the row. 20,000 was 13 calls a round, shorter than a period of plainjob's: its WAL
+  // is checkpointed every 63 calls of addMany(100) here (SQLite's default of 1,000 pages), 5–12
+  // ms each, about a third of its time, so about one round in five held one and the median
+  // round left them out. A round is now 65 calls (6,500 messages), the shortest that holds one
+  // checkpoint; longer rounds would also grow its table, whose late calls were dearer
+  // (bench/README.md, Results of 18:10, point 7).
+  many: Number(args['n-many'] ?? (q ? 400 : 97_500)),
   big: Number(args['n-big'] ?? (q ? 10 : 600)),
   drain: Number(args['n-drain'] ?? (q ? 100 : 6000)),
   // Messages each consumer process drains, untimed, before the timed drain. A fresh process
@@ -115,7 +113,6 @@ const share = (total, r) => roundShare(total, config.rounds, r);
 const interleaved = interleaver(ws, config.rounds);
 const pushShare = (total, r) => roundShare(total, config.pushRounds, r);
 const pushInterleaved = interleaver(ws, config.pushRounds, { dropCaches: config.dropCaches });
-const manyInterleaved = interleaver(ws, config.manyRounds, { dropCaches: config.dropCaches });
 
 /**
  * a's throughput ÷ b's throughput (= b's time ÷ a's time), per round (they ran back to back),
@@ -200,14 +197,12 @@ const pushHeader = () => {
 };
 
 async function pushRow(cls, kind, total, payload, label) {
-  const many = kind === 'many100';
-  const perRound = (r) => roundShare(total, many ? config.manyRounds : config.pushRounds, r);
   // The floor of a pushMany row writes as many files as a round of the class's sequential row:
-  // its rate is per file, and 20,000 durable ones would take 8 s a round.
-  const floorPerRound = (r) => (many ? Math.min(perRound(r), pushShare(config.push[cls], r)) : perRound(r));
-  const runs = { floor: (r) => floorRun(cls, floorPerRound(r), payload) };
-  for (const system of SYSTEMS) runs[system] = (r) => pushRun(system, cls, kind, perRound(r), payload);
-  const t = await (many ? manyInterleaved : pushInterleaved)(runs);
+  // its rate is per file, and 6,500 durable ones would take 2.5 s a round.
+  const floorTotal = kind === 'many100' ? Math.min(total, config.push[cls]) : total;
+  const runs = { floor: (r) => floorRun(cls, pushShare(floorTotal, r), payload) };
+  for (const system of SYSTEMS) runs[system] = (r) => pushRun(system, cls, kind, pushShare(total, r), payload);
+  const t = await pushInterleaved(runs);
   const row = {
     kind,
     label,
@@ -486,7 +481,7 @@ try {
       .join(', ')}.`,
   );
   print(
-    `Rounds: ${config.pushRounds} of the push rows, ${config.manyRounds} of pushMany(100), ${config.rounds} of the drains; ` +
+    `Rounds: ${config.pushRounds} of the push rows, ${config.rounds} of the drains; ` +
       `messages per row: push ${config.push.durable} (durable), ${config.push.fast} (fast); pushMany ${config.many} (its floor: as push); ` +
       `64 KiB push ${config.big}; drain ${config.drain}. spoolq envelopes: ${SPOOLQ_ENVELOPES ? 'on (the default)' : 'off (SPOOLQ_ENVELOPES=0: a file per message)'}.`,
   );
