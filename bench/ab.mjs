@@ -1,10 +1,10 @@
 /**
  * A/B of two builds of spoolq on one workload: a sequential producer, raw payloads of 256 B
- * (or `--bytes`), one group, against the raw floor of its durability (floor.mjs's writeFloor). The current build
- * (dist/) and another one (`--before`, e.g. the dist/ of a git worktree at an older commit)
- * run in the same process, alternated with the floor round by round (the order rotates), each
- * in a fresh spool (the floor in fresh directories), all warmed for 50 ms first, as in
- * bench:peers. It prints each one's time ÷ the floor's, per round, as the median round (range):
+ * (or `--bytes`), one group, against the raw floor of its durability (floor.mjs's writeFloor).
+ * The current build (dist/) and another one (`--before`, e.g. the dist/ of a git worktree at an
+ * older commit) run in the same process, alternated with the floor round by round (the order
+ * rotates), each in a fresh spool (the floor in fresh directories), all warmed for 50 ms first,
+ * as in bench:peers. It prints each one's time ÷ the floor's, per round, as the median round (range):
  * a change of a few % needs 25+ rounds here.
  *
  *   git worktree add /tmp/spoolq-before <rev> && (cd /tmp/spoolq-before && npm ci && npm run build)

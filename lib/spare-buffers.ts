@@ -1,10 +1,11 @@
 /**
  * Buffers for encoding large pushes, reused from one push to the next.
  *
- * On these machines a fresh 64 KiB buffer, filled, cost 14–21 µs against ~2 µs for a reused one
- * (bench/README.md): the allocator takes new pages from the kernel, and the VM's first touch of
- * each is dear. That was a fifth of a fast 64 KiB push. Node already pools buffers under
- * `Buffer.poolSize / 2`; this pools the larger ones, up to SYNC_IO_MAX_BYTES.
+ * On these machines a fresh 64 KiB buffer, filled, cost 14–21 µs against ~2 µs for a reused one:
+ * the allocator takes new pages from the kernel, and the VM's first touch of each is dear.
+ * Reusing them took 5–7 % off a fast sequential 64 KiB push (bench/README.md, Results of
+ * 2026-11-27 18:10, point 2). Node already pools buffers under `Buffer.poolSize / 2`; this pools
+ * the larger ones, up to SYNC_IO_MAX_BYTES.
  *
  * A buffer is lent by `alloc` and comes back by `release`, which the publisher calls once the
  * round that wrote it is over: nothing reads it after that (its writes, links and copies are
