@@ -4,8 +4,8 @@
  * The current build (dist/) and another one (`--before`, e.g. the dist/ of a git worktree at an
  * older commit) run in the same process, alternated with the floor round by round (the order
  * rotates), each in a fresh spool (the floor in fresh directories), all warmed for 50 ms first,
- * as in bench:peers. It prints each one's time ÷ the floor's, per round, as the median round (range):
- * a change of a few % needs 25+ rounds here.
+ * as in bench:peers. It prints each one's time ÷ the floor's, per round, as the median round
+ * (range): a change of a few % needs 25+ rounds here.
  *
  *   git worktree add /tmp/spoolq-before <rev> && (cd /tmp/spoolq-before && npm ci && npm run build)
  *   node bench/ab.mjs --before /tmp/spoolq-before/dist/index.js [--durability fsync|none]
@@ -31,7 +31,7 @@ const { values } = parseArgs({
 if (!values.before) throw new Error('--before <path of the other build, its dist/index.js> is required');
 const count = Number(values.count);
 const { durability } = values;
-const payload = Number(values.bytes) === PAYLOAD.length ? PAYLOAD : Buffer.alloc(Number(values.bytes), 0x62);
+const payload = Buffer.alloc(Number(values.bytes), PAYLOAD[0]); // PAYLOAD's bytes, at any size
 /** Untimed pushes (and floor writes) before the timed ones, as in bench:peers. */
 const WARM_UP_MS = 50;
 const builds = { after: (await import(DIST)).openQueue, before: (await import(values.before)).openQueue };
