@@ -9,7 +9,9 @@
  *   bad-name         a name that is not a bucket / ready / leased name quarantine into dead/
  *   expired-lease    a lease whose deadline passed (its consumer died) return it to ready/ (Leases.reap),
  *                                                                      or dead/ after maxAttempts
- *   stale-tmp        a file of a producer that died over an hour ago   remove it
+ *   stale-tmp        a file of a producer that died over an hour ago,  remove it
+ *                    or an ack file of a lease that ended over an
+ *                    hour ago (its consumer died as it removed it)
  *   orphan-reason    a dead/<name>.why without its dead letter          remove it
  *   missing          a directory of the layout is missing              create it
  *   stray            an unknown entry in a group                       quarantine into dead/
@@ -25,6 +27,7 @@
  */
 import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { ackFileToken, readAcks } from './ack-files.js';
 import { entryName } from './bindings.js';
 import { forEachLimit } from './concurrency.js';
 import { type DeadCode, moveToDead } from './dead-letters.js';
@@ -352,6 +355,7 @@ class Checker {
     if (!(await this.#checkGroupDirs(group))) return;
     await this.#checkReady(group);
     await this.#checkLeased(group);
+    await this.#checkAckFiles(group);
     await this.#checkDead(group);
     await this.#checkTopics(group);
   }
@@ -393,7 +397,7 @@ class Checker {
       }
     }
     for (const entry of entries) {
-      if (known.has(entry.name)) continue;
+      if (known.has(entry.name) || ackFileToken(entry.name) !== null) continue; // ack files: #checkAckFiles
       await this.#quarantine('stray', join(group.root, entry.name), group, null, 'bad-name', 'not part of a group');
     }
     if (entries.find((e) => e.name === 'topics' && !e.isDirectory())) {
@@ -481,7 +485,8 @@ class Checker {
         }
         continue;
       }
-      this.#report.leased += unsettled(ready);
+      const acked = ready.count > 1 ? readAcks(group.root, leased.token, ready.count) : 0n;
+      this.#report.leased += unsettled({ ...ready, settled: ready.settled | acked });
       if (isExpired) {
         const last = ready.attempt >= this.#settings.maxAttempts;
         expired.push(
@@ -509,6 +514,46 @@ class Checker {
     await leases.reap(this.#now);
     for (const problem of expired) problem.repaired = !(await exists(join(this.#root, problem.path)));
     await new DoorbellRinger(this.#spool.modes).ring(group.doorbell); // wake waiting consumers
+  }
+
+  /**
+   * The ack files (ack-files.ts) whose lease has no name left in leased/, and that were last
+   * written over an hour ago: their consumer died between the lease's end and their removal.
+   * Listed before leased/, so a lease claimed in between is not missed (its file comes after
+   * its name); and a live lease written to within the hour is never touched.
+   */
+  async #checkAckFiles(group: GroupPaths): Promise<void> {
+    const list = (dir: string) =>
+      readdir(dir).catch((error) => {
+        if (isErrno(error, 'ENOENT', 'ENOTDIR')) return [] as string[]; // the group was deleted meanwhile
+        throw error;
+      });
+    const files = (await list(group.root)).filter((n) => ackFileToken(n) !== null);
+    if (files.length === 0) return;
+    const tokens = new Set<string>();
+    for (const name of await list(group.leased)) {
+      const leased = parseLeased(name);
+      if (leased) tokens.add(leased.token);
+    }
+    for (const name of files) {
+      if (tokens.has(ackFileToken(name) as string)) continue;
+      const path = join(group.root, name);
+      let info: Awaited<ReturnType<typeof lstat>>;
+      try {
+        info = await lstat(path);
+      } catch (error) {
+        if (isErrno(error, 'ENOENT')) continue; // removed meanwhile
+        throw error;
+      }
+      if (this.#now - info.mtimeMs <= TMP_MAX_AGE_MS) continue;
+      const hours = ((this.#now - info.mtimeMs) / 3_600_000).toFixed(1);
+      await this.#removable(
+        'stale-tmp',
+        path,
+        group,
+        `the ack file of a lease that ended ${hours} h ago (its consumer died as it removed it)`,
+      );
+    }
   }
 
   async #checkDead(group: GroupPaths): Promise<void> {

@@ -8,6 +8,7 @@
  *   <spool>/groups/<group>/dead/<name> (+ <name>.why: the reason, JSON)
  *   <spool>/groups/<group>/doorbell/ one small file per producer, renamed per commit: the watch target
  *   <spool>/groups/<group>/topics/   the topic patterns the group is bound to (see bindings.ts)
+ *   <spool>/groups/<group>/.acks-<token>  the acks of a leased part of an envelope (ack-files.ts)
  *
  * Opening is safe in several processes at once: every step is idempotent or a rename.
  */

@@ -18,9 +18,12 @@
  * #moveOut with sync, which must not leave a record in two places.
  *
  * An envelope (several messages in one file) is claimed, extended and reaped whole, by the same
- * renames. Its records are settled one by one, in its name: an ack of record i renames the lease
- * to the same name with bit i set in its settled bitmap, and the ack of the last one unlinks it.
- * A nack of record i moves that record out into a name of its own (ready/ with attempt+1, or
+ * renames. Its records are settled one by one: an ack of record i looks that the lease's name
+ * is still there and then writes byte i of the lease's ack file (ack-files.ts says why that
+ * fences as a rename of the name did), and the ack of the last one unlinks the lease. Its name holds a
+ * settled bitmap too, which the claim and every rename of the lease write from the holder's
+ * memory: what is settled is the bits of the name together with the bytes of the file. A nack of
+ * record i moves that record out into a name of its own (ready/ with attempt+1, or
  * dead/): a link of the same file in which only record i is unsettled (#moveOut). A reaped
  * envelope is split the same way: each record not yet settled comes back under a name of its own
  * (attempt+1, or a dead letter after the last).
@@ -32,6 +35,7 @@
 import { existsSync, linkSync, lstatSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { AckFiles } from './ack-files.js';
 import { type DeadCode, moveToDead, removeReason, writeReason } from './dead-letters.js';
 import { ensureDir, exists, fsyncDir, fsyncDirSync, type Modes, NO_LINK_CODES, unlinkIfPresent, writeNewFile } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
@@ -61,6 +65,8 @@ export interface Lease {
   deadline: number;
   /** The records of an envelope settled so far (bit i = record i); 0n for one message. */
   settled: bigint;
+  /** The descriptor of the lease's ack file (ack-files.ts), from its first ack written there. */
+  acks?: number;
 }
 
 /** A record delivered from a claimed file: the only one of a message file, or one of an envelope's. */
@@ -91,10 +97,14 @@ export interface LeaseSettings {
 type WriteOutTarget = { visibleAt: number; attempt?: number } | { dead: { code: DeadCode; reason: string } };
 
 export class Leases {
+  readonly #acks: AckFiles;
+
   constructor(
     readonly group: GroupPaths,
     private readonly settings: LeaseSettings,
-  ) {}
+  ) {
+    this.#acks = new AckFiles(group.root, settings.modes);
+  }
 
   /**
    * Claims `entry`: 'taken' when another consumer won it (or it is gone), 'quarantined' when
@@ -150,7 +160,7 @@ export class Leases {
     try {
       renameSync(this.#leased(lease.name), this.#leased(name));
     } catch (error) {
-      throw this.#lost(error, 'extend');
+      throw this.#lost(error, 'extend', lease);
     }
     lease.name = name;
     lease.deadline = deadline;
@@ -159,7 +169,13 @@ export class Leases {
   /** Returns a claimed file (a message or an envelope) to ready/ as it was: same attempt, what was settled kept. */
   async release(lease: Lease): Promise<void> {
     const { ready } = lease;
-    await this.#requeue(this.#leased(lease.name), { ...ready, settled: lease.settled }, ready.visibleAt, ready.attempt);
+    try {
+      await this.#requeue(this.#leased(lease.name), { ...ready, settled: lease.settled }, ready.visibleAt, ready.attempt);
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) this.#acks.close(lease);
+      throw error;
+    }
+    this.#acks.remove(lease); // its acks are in the ready name now
   }
 
   /** Acks record `index` (0 for a message file): removes the file once every record is settled. */
@@ -167,16 +183,29 @@ export class Leases {
     try {
       this.#settle(lease, index);
     } catch (error) {
-      throw this.#lost(error, 'ack');
+      throw this.#lost(error, 'ack', lease);
     }
   }
 
-  /** Marks record `index` settled in the lease's name, or unlinks the file when it was the last. */
+  /**
+   * Marks record `index` settled: an lstat of the lease's name as the fence, then a byte in its
+   * ack file (ack-files.ts); where the file cannot be written (no space, say), by renaming the
+   * lease to its name with the bit set. Unlinks the file when it was the last record. ENOENT:
+   * the lease is lost, and nothing was written.
+   */
   #settle(lease: Lease, index: number): void {
     const settled = lease.settled | recordBit(index);
     if (settled === allRecords(lease.ready.count)) {
       unlinkSync(this.#leased(lease.name));
-    } else {
+      lease.settled = settled;
+      this.#acks.remove(lease);
+      return;
+    }
+    lstatSync(this.#leased(lease.name));
+    try {
+      this.#acks.write(lease, index);
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) throw error; // the group is gone
       const name = this.#leasedName(lease, lease.deadline, settled);
       renameSync(this.#leased(lease.name), this.#leased(name));
       lease.name = name;
@@ -200,8 +229,9 @@ export class Leases {
       try {
         await this.#takeOut(lease, claimed.index, claimed.record, last ? { dead: why } : { visibleAt });
       } catch (error) {
-        throw this.#lost(error, 'nack');
+        throw this.#lost(error, 'nack', lease);
       }
+      if (lease.settled === allRecords(lease.ready.count)) this.#acks.remove(lease); // its last record: the lease is gone
       return;
     }
     const from = this.#leased(lease.name);
@@ -446,6 +476,20 @@ export class Leases {
       settled: ready.settled,
     };
     renameSync(from, this.#leased(lease.name)); // ENOENT: another reaper or the owner got it first
+    // Read only now, after the rename and past the deadline: every ack resolved in time has written its byte (ack-files.ts).
+    lease.settled |= this.#acks.read(token, ready.count);
+    try {
+      await this.#takeApart(lease, to);
+    } catch (error) {
+      this.#acks.close(lease); // another reaper took over, and needs the file
+      throw error;
+    }
+    this.#acks.remove(lease);
+  }
+
+  /** The rest of #split, once its claim is won: every record not settled goes out to a name of its own. */
+  async #takeApart(lease: Lease, to: WriteOutTarget): Promise<void> {
+    const { ready } = lease;
     this.#dropLeftovers(lease);
     let records: Array<ReadRecord | null>;
     try {
@@ -603,8 +647,10 @@ export class Leases {
     return join(this.group.leased, name);
   }
 
-  #lost(error: unknown, action: string): unknown {
+  /** The error to throw for a failed `action` on a lease: ENOENT means it was lost (its ack file, if any, is closed). */
+  #lost(error: unknown, action: string, lease?: Lease): unknown {
     if (!isErrno(error, 'ENOENT')) return storageError(error, action);
+    if (lease) this.#acks.close(lease);
     return new LeaseLostError(
       `Cannot ${action}: the lease was lost (it expired and the message was returned to the queue, or it was settled elsewhere). Nothing was changed; the message will be or was delivered again. Use a longer leaseMs or extend() long work`,
     );

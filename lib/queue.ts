@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readAcks } from './ack-files.js';
 import { changePatterns, MATCH_ALL, readPatterns, setPatterns } from './bindings.js';
 import { type ConsumeOptions, Consumer, type Handler } from './consume.js';
 import { type DeadLetter, listDeadLetters, removeReason } from './dead-letters.js';
@@ -490,7 +491,8 @@ async function groupStats(group: GroupPaths, now: number): Promise<Omit<QueueSta
     if (name.startsWith('.') || leftovers.has(name)) continue;
     const leased = parseLeased(name);
     const ready = leased && parseReady(leased.ready);
-    stats.leased += ready ? unsettled(ready) : 1;
+    const acked = leased && ready && ready.count > 1 ? readAcks(group.root, leased.token, ready.count) : 0n;
+    stats.leased += ready ? unsettled({ ...ready, settled: ready.settled | acked }) : 1;
   }
   stats.dead = (await readdir(group.dead)).filter((n) => !n.endsWith('.why') && !n.startsWith('.')).length;
   if (stats.ready > 0) stats.oldestReadyAgeMs = Math.max(0, now - oldest);

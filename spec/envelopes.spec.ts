@@ -8,7 +8,7 @@
  *   - nack of one message, the last attempt expiring, a corrupt envelope, close() with messages
  *     of an envelope not delivered yet, stats() and peek().
  */
-import { link, readdir, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rmdir, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fsck, openQueue, peek } from '../lib/index.js';
@@ -33,9 +33,9 @@ const namesPerInode = (files: ReadonlyArray<{ ino: number }>): number[] => [
   ...files.reduce((m, f) => m.set(f.ino, (m.get(f.ino) ?? 0) + 1), new Map<number, number>()).values(),
 ];
 
-/** What is left of the group's messages: files in ready/, leased/ and dead/. */
+/** What is left of the group's messages: files in ready/, leased/ and dead/, and ack files of leases. */
 async function leftovers(spool: string, group = 'default'): Promise<string[]> {
-  return (await listFiles(join(spool, 'groups', group))).filter((f) => /^(ready|leased|dead)\//.test(f));
+  return (await listFiles(join(spool, 'groups', group))).filter((f) => /^(ready|leased|dead)\//.test(f) || f.startsWith('.acks-'));
 }
 
 /** A queue holding one envelope of 'a', 'b' and 'c', with that envelope's name, path and bytes. */
@@ -243,6 +243,31 @@ describe('delivery', () => {
     await q.close();
   });
 
+  it('fsck removes an ack file left by a lease that ended over an hour ago, and no other', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none' });
+    await q.pushMany([0, 1, 2]);
+    await (await q.pop({ timeoutMs: 0 }))?.ack(); // the lease's own ack file, live
+    const group = join(spool, 'groups/default');
+    const [live] = (await readdir(group)).filter((n) => n.startsWith('.acks-'));
+    const stale = join(group, '.acks-00112233445566aa');
+    const fresh = join(group, '.acks-00112233445566bb'); // as a consumer that died a minute ago left it
+    await writeFile(stale, Buffer.from([1]));
+    await writeFile(fresh, Buffer.from([1]));
+    const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    await utimes(stale, hoursAgo, hoursAgo);
+    await utimes(join(group, live as string), hoursAgo, hoursAgo); // old, but its lease is there
+    const found = await fsck(spool);
+    expect(found.problems.map((p) => [p.kind, p.path, p.repaired])).toEqual([
+      ['stale-tmp', 'groups/default/.acks-00112233445566aa', false],
+    ]);
+    expect(found.leased).toBe(2);
+    const repaired = await fsck(spool, { repair: true });
+    expect(repaired.problems.map((p) => [p.kind, p.repaired])).toEqual([['stale-tmp', true]]);
+    expect((await readdir(group)).filter((n) => n.startsWith('.acks-')).sort()).toEqual([live, basename(fresh)].sort());
+    await q.close();
+  });
+
   it('nack of one message: it comes back alone with attempts 2; the rest of the envelope is not touched', async () => {
     const spool = await spoolPath();
     const q = await openQueue<string>(spool, { durability: 'fsync' });
@@ -317,6 +342,30 @@ describe('delivery', () => {
     expect((await drain(q)).map((m) => m.data)).toEqual(['b']);
     expect(await leftovers(spool)).toEqual([]);
     await q.close();
+  });
+
+  it('an ack after the lease was lost and the envelope split rejects with ELEASE_LOST: every record comes back', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none', leaseMs: 100 });
+    const ids = await q.pushMany([0, 1, 2, 3]);
+    const late = await q.pop({ timeoutMs: 0 }); // record 0: the lease runs out before its ack
+    const early = await q.pop({ timeoutMs: 0 }); // record 1: acked in time, into the ack file
+    await early?.ack();
+    await new Promise((r) => setTimeout(r, 150));
+    const other = await openQueue<number>(spool, { durability: 'none' });
+    expect((await drain(other)).map((m) => [m.id, m.attempts])).toEqual([0, 2, 3].map((i) => [ids[i], 2]));
+    await expect(late?.ack()).rejects.toMatchObject({ code: 'ELEASE_LOST' });
+    expect(await drain(other)).toEqual([]);
+    expect(await leftovers(spool), 'no ack file is left, by the reaper or by the late ack').toEqual([]);
+    // Lost before any ack of its lease: the late ack's own new file goes too.
+    await q.pushMany([4, 5]);
+    const lone = await q.pop({ timeoutMs: 0 });
+    await new Promise((r) => setTimeout(r, 150));
+    const third = await openQueue<number>(spool, { durability: 'none' }); // its open reaps the expired lease
+    expect((await drain(third)).map((m) => m.data)).toEqual([4, 5]);
+    await expect(lone?.ack()).rejects.toMatchObject({ code: 'ELEASE_LOST' });
+    expect(await leftovers(spool)).toEqual([]);
+    await Promise.all([q.close(), other.close(), third.close()]);
   });
 
   it('a bit flipped in one record: the others are delivered, that one is a dead letter with the reason', async () => {
@@ -610,6 +659,52 @@ describe('found in review', () => {
 });
 
 describe('a consumer killed part-way through an envelope', () => {
+  it('SIGKILL after 3 acks of 10: the acks are in the ack file, not the name, and none comes back', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'fsync', leaseMs: 400 });
+    const ids = await q.pushMany(Array.from({ length: 10 }, (_, i) => i));
+    const child = runFixture('envelope-consumer.mjs', [spool, '3', '0', '400']);
+    await child.line((l) => l === 'ready');
+    const group = join(spool, 'groups/default');
+    const [leased] = await readdir(join(group, 'leased'));
+    expect(leased, 'no record settled in the name').toMatch(/=0a-0{32}~/);
+    const token = (leased as string).split('~')[1] as string;
+    expect([...(await readFile(join(group, `.acks-${token}`)))], 'records 0-2 acked in the file').toEqual([1, 1, 1]);
+    expect(await q.stats()).toMatchObject({ leased: 7 });
+    child.proc.kill('SIGKILL');
+    expect(await child.exited).toBe('SIGKILL');
+    const got = await waitFor(async () => {
+      await new Promise((r) => setTimeout(r, 450)); // the killed consumer's lease expires
+      const all = await drain(q);
+      return all.length > 0 ? all : null;
+    });
+    expect(got?.map((m) => [m.id, m.attempts])).toEqual(ids.slice(3).map((id) => [id, 2]));
+    expect(await leftovers(spool), 'the reaper removed the ack file with the lease').toEqual([]);
+    await q.close();
+  });
+
+  it('where the ack file cannot be written, an ack renames the lease with the bit set, as before', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none', leaseMs: 300 });
+    const ids = await q.pushMany([0, 1, 2, 3]);
+    const first = await q.pop({ timeoutMs: 0 });
+    const group = join(spool, 'groups/default');
+    const [leased] = await readdir(join(group, 'leased'));
+    const token = (leased as string).split('~')[1] as string;
+    await mkdir(join(group, `.acks-${token}`)); // open() of the ack file now fails with EISDIR
+    await first?.ack();
+    const settled = (leased as string).replace(/=04-0{32}~/, `=04-${'0'.repeat(31)}1~`);
+    expect(await readdir(join(group, 'leased')), 'record 0 settled in the name').toEqual([settled]);
+    await rmdir(join(group, `.acks-${token}`));
+    const second = await q.pop({ timeoutMs: 0 }); // record 1: delivered, never settled
+    expect(second?.data).toBe(1);
+    await new Promise((r) => setTimeout(r, 350));
+    const other = await openQueue<number>(spool, { durability: 'none' });
+    expect((await drain(other)).map((m) => [m.id, m.attempts])).toEqual(ids.slice(1).map((id) => [id, 2]));
+    expect(await leftovers(spool)).toEqual([]);
+    await Promise.all([q.close(), other.close()]);
+  });
+
   it('SIGKILL after 3 acks and 2 nacks of 10: the acked never come back, the nacked once each, the rest with attempts 2', async () => {
     const spool = await spoolPath();
     const q = await openQueue<number>(spool, { durability: 'fsync', leaseMs: 400 });
