@@ -35,7 +35,7 @@ export const PRIVATE_MODES: Modes = Object.freeze({ dir: 0o700, file: 0o600 });
 export const GROUP_MODES: Modes = Object.freeze({ dir: 0o2770, file: 0o660 });
 
 /** The umask can only remove bits: group modes are set explicitly, private ones never need it. */
-const needsChmod = (modes: Modes) => modes !== PRIVATE_MODES;
+export const needsChmod = (modes: Modes) => modes !== PRIVATE_MODES;
 
 /**
  * Creates `path` (it must not exist), writes all of `data`, and with `sync` fdatasyncs it.

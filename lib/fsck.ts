@@ -10,8 +10,8 @@
  *   expired-lease    a lease whose deadline passed (its consumer died) return it to ready/ (Leases.reap),
  *                                                                      or dead/ after maxAttempts
  *   stale-tmp        a file of a producer that died over an hour ago,  remove it
- *                    or an ack file of a lease that ended over an
- *                    hour ago (its consumer died as it removed it)
+ *                    or an ack file of no lease written to over an
+ *                    hour ago (ack-files.ts)
  *   orphan-reason    a dead/<name>.why without its dead letter          remove it
  *   missing          a directory of the layout is missing              create it
  *   stray            an unknown entry in a group                       quarantine into dead/
@@ -27,7 +27,7 @@
  */
 import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { ackFileToken, readAcks } from './ack-files.js';
+import { ackFileName, ackFileToken, readAcks } from './ack-files.js';
 import { entryName } from './bindings.js';
 import { forEachLimit } from './concurrency.js';
 import { type DeadCode, moveToDead } from './dead-letters.js';
@@ -39,7 +39,7 @@ import { type GroupPaths, openSpool, ROUTES_MARK, readFormat, type Spool } from 
 import { Leases, leftoverNames, leftoversOf } from './leases.js';
 import { parseLockEntry } from './lock-state.js';
 import { CorruptFileError } from './message-file.js';
-import { allRecords, parseBucket, parseLeased, parseReady, type ReadyName, unsettled } from './names.js';
+import { allRecords, formatReady, parseBucket, parseLeased, parseReady, type ReadyName, unsettled } from './names.js';
 import { checkInteger, DEFAULTS, GROUP_NAME, invalid, MAX_MESSAGE_BYTES_LIMIT } from './options.js';
 import { type ReadRecord, readMessageFile, TooLargeFileError } from './read-message.js';
 import { listBuckets } from './ready-index.js';
@@ -465,14 +465,20 @@ class Checker {
         await this.#quarantine('bad-name', file, group, null, 'bad-name', `not a leased message name: ${JSON.stringify(name)}`);
         continue;
       }
-      const verdict = await this.#verify(file, ready);
+      // What is settled: the bits of its name, and of an envelope the acks in its ack file.
+      const current = ready.count > 1 ? { ...ready, settled: ready.settled | readAcks(group.root, leased.token, ready.count) } : ready;
+      const verdict = await this.#verify(file, current);
       if (verdict === 'gone') continue; // acked, extended or reaped meanwhile
       const isExpired = leased.deadline <= this.#now;
       if (verdict !== 'ok') {
         if (isExpired) {
-          await this.#quarantine(verdict.kind, file, group, leased.ready, verdict.kind, verdict.reason);
-          // Its leftover links hold some of its records, now in dead/ with it: they go too.
-          if (this.#settings.repair) for (const leftover of leftoversOf(names, name)) unlinkIfPresent(join(group.leased, leftover));
+          const deadName = current === ready ? leased.ready : formatReady(current);
+          await this.#quarantine(verdict.kind, file, group, deadName, verdict.kind, verdict.reason);
+          if (this.#settings.repair) {
+            // Its leftover links hold some of its records, now in dead/ with it: they go too, and its ack file.
+            for (const leftover of leftoversOf(names, name)) unlinkIfPresent(join(group.leased, leftover));
+            unlinkIfPresent(join(group.root, ackFileName(leased.token)));
+          }
         } else {
           this.#problem({
             kind: verdict.kind,
@@ -485,8 +491,7 @@ class Checker {
         }
         continue;
       }
-      const acked = ready.count > 1 ? readAcks(group.root, leased.token, ready.count) : 0n;
-      this.#report.leased += unsettled({ ...ready, settled: ready.settled | acked });
+      this.#report.leased += unsettled(current);
       if (isExpired) {
         const last = ready.attempt >= this.#settings.maxAttempts;
         expired.push(
@@ -518,9 +523,11 @@ class Checker {
 
   /**
    * The ack files (ack-files.ts) whose lease has no name left in leased/, and that were last
-   * written over an hour ago: their consumer died between the lease's end and their removal.
-   * Listed before leased/, so a lease claimed in between is not missed (its file comes after
-   * its name); and a live lease written to within the hour is never touched.
+   * written over an hour ago: left by a consumer that died (between the end of a lease and the
+   * removal of its file, or holding spares), or by an ack that raced a reaper's takeover. Listed
+   * before leased/, so a lease claimed in between is not missed (its file comes after its name);
+   * a live lease written to within the hour is never touched, and leased/ is listed again before
+   * a removal, since a listing of a large directory can miss a name renamed during it (extend).
    */
   async #checkAckFiles(group: GroupPaths): Promise<void> {
     const list = (dir: string) =>
@@ -535,6 +542,7 @@ class Checker {
       const leased = parseLeased(name);
       if (leased) tokens.add(leased.token);
     }
+    const stale: Array<{ path: string; name: string; hours: string }> = [];
     for (const name of files) {
       if (tokens.has(ackFileToken(name) as string)) continue;
       const path = join(group.root, name);
@@ -546,13 +554,16 @@ class Checker {
         throw error;
       }
       if (this.#now - info.mtimeMs <= TMP_MAX_AGE_MS) continue;
-      const hours = ((this.#now - info.mtimeMs) / 3_600_000).toFixed(1);
-      await this.#removable(
-        'stale-tmp',
-        path,
-        group,
-        `the ack file of a lease that ended ${hours} h ago (its consumer died as it removed it)`,
-      );
+      stale.push({ path, name, hours: ((this.#now - info.mtimeMs) / 3_600_000).toFixed(1) });
+    }
+    if (stale.length === 0) return;
+    for (const name of await list(group.leased)) {
+      const leased = parseLeased(name);
+      if (leased) tokens.add(leased.token);
+    }
+    for (const { path, name, hours } of stale) {
+      if (tokens.has(ackFileToken(name) as string)) continue;
+      await this.#removable('stale-tmp', path, group, `an ack file of no lease, last written ${hours} h ago`);
     }
   }
 

@@ -35,7 +35,7 @@
 import { existsSync, linkSync, lstatSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { AckFiles } from './ack-files.js';
+import { AckFiles, readAcks } from './ack-files.js';
 import { type DeadCode, moveToDead, removeReason, writeReason } from './dead-letters.js';
 import { ensureDir, exists, fsyncDir, fsyncDirSync, type Modes, NO_LINK_CODES, unlinkIfPresent, writeNewFile } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
@@ -175,7 +175,12 @@ export class Leases {
       if (isErrno(error, 'ENOENT')) this.#acks.close(lease);
       throw error;
     }
-    this.#acks.remove(lease); // its acks are in the ready name now
+    this.#acks.done(lease); // its acks are in the ready name now
+  }
+
+  /** The consumer is closing: its spare ack files go (ack-files.ts). */
+  closeAckFiles(): void {
+    this.#acks.closeSpares();
   }
 
   /** Acks record `index` (0 for a message file): removes the file once every record is settled. */
@@ -198,7 +203,7 @@ export class Leases {
     if (settled === allRecords(lease.ready.count)) {
       unlinkSync(this.#leased(lease.name));
       lease.settled = settled;
-      this.#acks.remove(lease);
+      this.#acks.done(lease);
       return;
     }
     lstatSync(this.#leased(lease.name));
@@ -206,10 +211,27 @@ export class Leases {
       this.#acks.write(lease, index);
     } catch (error) {
       if (isErrno(error, 'ENOENT')) throw error; // the group is gone
-      const name = this.#leasedName(lease, lease.deadline, settled);
-      renameSync(this.#leased(lease.name), this.#leased(name));
-      lease.name = name;
+      this.#settleInName(lease, index);
+      return;
     }
+    lease.settled = settled;
+  }
+
+  /**
+   * Marks record `index` settled by renaming the lease to its name with the bit set (or unlinks
+   * it when it was the last): a compare-and-swap, which fails with ENOENT if the lease was lost.
+   */
+  #settleInName(lease: Lease, index: number): void {
+    const settled = lease.settled | recordBit(index);
+    if (settled === allRecords(lease.ready.count)) {
+      unlinkSync(this.#leased(lease.name));
+      lease.settled = settled;
+      this.#acks.done(lease);
+      return;
+    }
+    const name = this.#leasedName(lease, lease.deadline, settled);
+    renameSync(this.#leased(lease.name), this.#leased(name));
+    lease.name = name;
     lease.settled = settled;
   }
 
@@ -231,7 +253,7 @@ export class Leases {
       } catch (error) {
         throw this.#lost(error, 'nack', lease);
       }
-      if (lease.settled === allRecords(lease.ready.count)) this.#acks.remove(lease); // its last record: the lease is gone
+      if (lease.settled === allRecords(lease.ready.count)) this.#acks.done(lease); // its last record: the lease is gone
       return;
     }
     const from = this.#leased(lease.name);
@@ -337,7 +359,9 @@ export class Leases {
     lstatSync(this.#leased(lease.name)); // still ours? A lost lease must change nothing, so look before writing
     const copy = await this.#writeOut(lease.ready, record, to);
     try {
-      this.#settle(lease, index);
+      // In its name, not the ack file: only a compare-and-swap makes a copy and a reaper's
+      // takeover exclusive (an lstat then a write could both pass them, and the record be out twice).
+      this.#settleInName(lease, index);
     } catch (error) {
       // The lease was lost while the copy was written: the envelope will deliver the record
       // again, so take back the copy this call made (a consumer that claimed it meanwhile keeps it).
@@ -476,15 +500,11 @@ export class Leases {
       settled: ready.settled,
     };
     renameSync(from, this.#leased(lease.name)); // ENOENT: another reaper or the owner got it first
-    // Read only now, after the rename and past the deadline: every ack resolved in time has written its byte (ack-files.ts).
-    lease.settled |= this.#acks.read(token, ready.count);
-    try {
-      await this.#takeApart(lease, to);
-    } catch (error) {
-      this.#acks.close(lease); // another reaper took over, and needs the file
-      throw error;
-    }
-    this.#acks.remove(lease);
+    // The lease's deadline has passed, so every ack resolved in time has written its byte; read
+    // after the rename, from which no ack can start (ack-files.ts).
+    lease.settled |= readAcks(this.group.root, token, ready.count);
+    await this.#takeApart(lease, to); // ENOENT: another reaper took over, and needs the file
+    this.#acks.remove(token);
   }
 
   /** The rest of #split, once its claim is won: every record not settled goes out to a name of its own. */
@@ -514,7 +534,9 @@ export class Leases {
         return;
       }
     }
-    if (lease.settled !== allRecords(ready.count)) unlinkIfPresent(this.#leased(lease.name)); // nothing was left to move out
+    // What is left of it, if anything: every record settled before the split (the ack file may
+    // have held the last of them) or moved out by a link (the last one takes the name with it).
+    unlinkIfPresent(this.#leased(lease.name));
   }
 
   /**
@@ -553,8 +575,10 @@ export class Leases {
    */
   async #quarantine(lease: Lease, error: CorruptFileError, good: WriteOutTarget): Promise<void> {
     const leasedPath = this.#leased(lease.name);
-    const { readyName } = lease;
     const ready = { ...lease.ready, settled: lease.settled };
+    // Its name as settled now (a split's lease has the acks of its ack file too), so that a dead
+    // letter made of it whole does not hold them unsettled again.
+    const readyName = lease.settled === lease.ready.settled ? lease.readyName : formatReady(ready);
     const code = (e: CorruptFileError): DeadCode => (e instanceof TooLargeFileError ? 'too-large' : 'corrupt');
     if (error.envelope === undefined) {
       await moveToDead(leasedPath, this.group.dead, readyName, { code: code(error), reason: error.message }, this.settings.modes);

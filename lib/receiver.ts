@@ -116,6 +116,7 @@ export class Receiver<T> {
     await this.#started?.catch(() => {});
     await this.#watcher.close();
     await this.#release();
+    this.leases.closeAckFiles();
   }
 
   /**

@@ -33,9 +33,19 @@ const namesPerInode = (files: ReadonlyArray<{ ino: number }>): number[] => [
   ...files.reduce((m, f) => m.set(f.ino, (m.get(f.ino) ?? 0) + 1), new Map<number, number>()).values(),
 ];
 
-/** What is left of the group's messages: files in ready/, leased/ and dead/, and ack files of leases. */
+/**
+ * What is left of the group's messages: files in ready/, leased/ and dead/, and ack files of
+ * leases (a consumer's spare ack files are not a lease's; its close() removes them).
+ */
 async function leftovers(spool: string, group = 'default'): Promise<string[]> {
-  return (await listFiles(join(spool, 'groups', group))).filter((f) => /^(ready|leased|dead)\//.test(f) || f.startsWith('.acks-'));
+  return (await listFiles(join(spool, 'groups', group))).filter(
+    (f) => /^(ready|leased|dead)\//.test(f) || (f.startsWith('.acks-') && !f.startsWith('.acks-spare-')),
+  );
+}
+
+/** Every ack file of the group, spares included. */
+async function ackFiles(spool: string, group = 'default'): Promise<string[]> {
+  return (await readdir(join(spool, 'groups', group))).filter((n) => n.startsWith('.acks-'));
 }
 
 /** A queue holding one envelope of 'a', 'b' and 'c', with that envelope's name, path and bytes. */
@@ -366,6 +376,7 @@ describe('delivery', () => {
     await expect(lone?.ack()).rejects.toMatchObject({ code: 'ELEASE_LOST' });
     expect(await leftovers(spool)).toEqual([]);
     await Promise.all([q.close(), other.close(), third.close()]);
+    expect(await ackFiles(spool), 'close() removes the spare ack files').toEqual([]);
   });
 
   it('a bit flipped in one record: the others are delivered, that one is a dead letter with the reason', async () => {
@@ -681,6 +692,50 @@ describe('a consumer killed part-way through an envelope', () => {
     expect(got?.map((m) => [m.id, m.attempts])).toEqual(ids.slice(3).map((id) => [id, 2]));
     expect(await leftovers(spool), 'the reaper removed the ack file with the lease').toEqual([]);
     await q.close();
+  });
+
+  it('an expired lease whose ack file settles every record is removed by the split, and nothing comes back', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none', leaseMs: 100 });
+    await q.pushMany([0, 1, 2]);
+    for (let i = 0; i < 2; i++) await (await q.pop({ timeoutMs: 0 }))?.ack();
+    const last = await q.pop({ timeoutMs: 0 });
+    expect(last?.data).toBe(2);
+    // As an ack of record 2 that raced a reaper's takeover leaves it: its byte written, the lease still there.
+    const group = join(spool, 'groups/default');
+    const [leased] = await readdir(join(group, 'leased'));
+    const token = (leased as string).split('~')[1] as string;
+    await writeFile(join(group, `.acks-${token}`), Buffer.from([1, 1, 1]));
+    await new Promise((r) => setTimeout(r, 150));
+    const other = await openQueue<number>(spool, { durability: 'none', leaseMs: 100 }); // its open reaps
+    expect(await readdir(join(group, 'leased'))).toEqual([]);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await drain(other)).toEqual([]);
+    expect(await leftovers(spool)).toEqual([]);
+    await Promise.all([q.close(), other.close()]);
+  });
+
+  it('a consumer makes one ack file and renames it from part to part; close() removes it', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none' });
+    await q.pushMany(Array.from({ length: 64 }, (_, i) => i)); // two parts of 32
+    const group = join(spool, 'groups/default');
+    const inodes = [];
+    for (let part = 0; part < 2; part++) {
+      await (await q.pop({ timeoutMs: 0 }))?.ack();
+      const [leased] = await readdir(join(group, 'leased'));
+      const token = (leased as string).split('~')[1] as string;
+      expect(await ackFiles(spool), `part ${part}: its lease's file, and no spare`).toEqual([`.acks-${token}`]);
+      inodes.push((await stat(join(group, `.acks-${token}`))).ino);
+      // Record 32 * part acked; part 1's file holds no byte of part 0's acks: it was emptied.
+      expect([...(await readFile(join(group, `.acks-${token}`)))]).toEqual([...Array(32 * part).fill(0), 1]);
+      for (let i = 1; i < 32; i++) await (await q.pop({ timeoutMs: 0 }))?.ack();
+    }
+    expect(inodes[1], 'the same file').toBe(inodes[0]);
+    expect((await ackFiles(spool)).map((n) => n.replace(/[0-9a-f]{16}$/, '…'))).toEqual(['.acks-spare-…']);
+    expect(await leftovers(spool)).toEqual([]);
+    await q.close();
+    expect(await ackFiles(spool)).toEqual([]);
   });
 
   it('where the ack file cannot be written, an ack renames the lease with the bit set, as before', async () => {

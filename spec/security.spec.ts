@@ -45,6 +45,23 @@ describe("share: 'group'", () => {
     }
   });
 
+  it("an ack file is 0660 whatever the umask, so another user's reaper reads the acks", async () => {
+    const old = process.umask(0o077);
+    try {
+      const dir = await spoolPath();
+      const q = await openQueue<number>(dir, { share: 'group' });
+      await q.pushMany([0, 1, 2]);
+      await (await q.pop({ timeoutMs: 0 }))?.ack();
+      const group = join(dir, 'groups/default');
+      const acks = (await readdir(group)).filter((n) => n.startsWith('.acks-'));
+      expect(acks).toHaveLength(1);
+      expect(await modeOf(join(group, acks[0] as string))).toBe('660');
+      await q.close();
+    } finally {
+      process.umask(old);
+    }
+  });
+
   it('asking for another sharing than the spool has is refused', async () => {
     const dir = await spoolPath();
     await (await openQueue(dir)).close();
