@@ -28,15 +28,17 @@
  * Spares are removed when the consumer closes; a crash leaves them, and stray files of leases,
  * to fsck (after an hour).
  */
-import { constants as C, closeSync, fchmodSync, ftruncateSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { constants as C, closeSync, fchmodSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Modes, needsChmod } from './durable-fs.js';
-import { newToken, recordBit } from './names.js';
+import { MAX_ENVELOPE_RECORDS, newToken, recordBit } from './names.js';
 
 const PREFIX = '.acks-';
 /** A spare's name: `.acks-spare-<random>`, never a lease's (tokens are hex). */
 const SPARE = 'spare-';
 const ACKED = Buffer.from([1]);
+/** Written over a spare to empty it: one byte per record an envelope can have. */
+const NONE_ACKED = Buffer.alloc(MAX_ENVELOPE_RECORDS);
 /** Spares kept per group and process: a consumer holds a part or two at a time. */
 const MAX_SPARES = 4;
 
@@ -135,7 +137,9 @@ export class AckFiles {
     if (this.#spares.length < MAX_SPARES) {
       const name = ackFileName(SPARE + newToken());
       try {
-        ftruncateSync(fd, 0); // before the rename: a file under a lease's name is never stale
+        // Emptied before the rename, so a file under a lease's name never holds another's acks;
+        // by a write of zeros rather than ftruncate, which frees its block (3.6 % of a drain).
+        writeSync(fd, NONE_ACKED, 0, NONE_ACKED.length, 0);
         renameSync(path, join(this.groupRoot, name));
         this.#spares.push({ fd, name });
         return;

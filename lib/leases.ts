@@ -667,8 +667,9 @@ export class Leases {
     }
   }
 
+  /** The path of a leased name: a concatenation, since `name` is one plain name (path.join normalises, at 1-2 % of a drain). */
   #leased(name: string): string {
-    return join(this.group.leased, name);
+    return `${this.group.leased}/${name}`;
   }
 
   /** The error to throw for a failed `action` on a lease: ENOENT means it was lost (its ack file, if any, is closed). */

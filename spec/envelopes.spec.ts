@@ -728,7 +728,8 @@ describe('a consumer killed part-way through an envelope', () => {
       expect(await ackFiles(spool), `part ${part}: its lease's file, and no spare`).toEqual([`.acks-${token}`]);
       inodes.push((await stat(join(group, `.acks-${token}`))).ino);
       // Record 32 * part acked; part 1's file holds no byte of part 0's acks: it was emptied.
-      expect([...(await readFile(join(group, `.acks-${token}`)))]).toEqual([...Array(32 * part).fill(0), 1]);
+      const bytes = [...(await readFile(join(group, `.acks-${token}`)))];
+      expect(bytes.flatMap((b, i) => (b === 0 ? [] : [i]))).toEqual([32 * part]);
       for (let i = 1; i < 32; i++) await (await q.pop({ timeoutMs: 0 }))?.ack();
     }
     expect(inodes[1], 'the same file').toBe(inodes[0]);
