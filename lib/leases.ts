@@ -200,21 +200,17 @@ export class Leases {
    */
   #settle(lease: Lease, index: number): void {
     const settled = lease.settled | recordBit(index);
-    if (settled === allRecords(lease.ready.count)) {
-      unlinkSync(this.#leased(lease.name));
-      lease.settled = settled;
-      this.#acks.done(lease);
-      return;
+    if (settled !== allRecords(lease.ready.count)) {
+      lstatSync(this.#leased(lease.name));
+      try {
+        this.#acks.write(lease, index);
+        lease.settled = settled;
+        return;
+      } catch (error) {
+        if (isErrno(error, 'ENOENT')) throw error; // the group is gone
+      }
     }
-    lstatSync(this.#leased(lease.name));
-    try {
-      this.#acks.write(lease, index);
-    } catch (error) {
-      if (isErrno(error, 'ENOENT')) throw error; // the group is gone
-      this.#settleInName(lease, index);
-      return;
-    }
-    lease.settled = settled;
+    this.#settleInName(lease, index); // the last record (an unlink), or the file could not be written
   }
 
   /**

@@ -669,6 +669,19 @@ describe('found in review', () => {
   });
 });
 
+/** SIGKILLs the consumer `child`, then drains `q` once the killed consumer's lease (400 ms) has expired. */
+async function killThenDrain(child: ReturnType<typeof runFixture>, q: Parameters<typeof drain<number>>[0]) {
+  child.proc.kill('SIGKILL');
+  expect(await child.exited).toBe('SIGKILL');
+  const got = await waitFor(async () => {
+    await new Promise((r) => setTimeout(r, 450)); // the killed consumer's lease expires
+    const all = await drain(q);
+    return all.length > 0 ? all : null;
+  });
+  if (got === null) throw new Error('nothing came back');
+  return got;
+}
+
 describe('a consumer killed part-way through an envelope', () => {
   it('SIGKILL after 3 acks of 10: the acks are in the ack file, not the name, and none comes back', async () => {
     const spool = await spoolPath();
@@ -682,14 +695,8 @@ describe('a consumer killed part-way through an envelope', () => {
     const token = (leased as string).split('~')[1] as string;
     expect([...(await readFile(join(group, `.acks-${token}`)))], 'records 0-2 acked in the file').toEqual([1, 1, 1]);
     expect(await q.stats()).toMatchObject({ leased: 7 });
-    child.proc.kill('SIGKILL');
-    expect(await child.exited).toBe('SIGKILL');
-    const got = await waitFor(async () => {
-      await new Promise((r) => setTimeout(r, 450)); // the killed consumer's lease expires
-      const all = await drain(q);
-      return all.length > 0 ? all : null;
-    });
-    expect(got?.map((m) => [m.id, m.attempts])).toEqual(ids.slice(3).map((id) => [id, 2]));
+    const got = await killThenDrain(child, q);
+    expect(got.map((m) => [m.id, m.attempts])).toEqual(ids.slice(3).map((id) => [id, 2]));
     expect(await leftovers(spool), 'the reaper removed the ack file with the lease').toEqual([]);
     await q.close();
   });
@@ -783,15 +790,7 @@ describe('a consumer killed part-way through an envelope', () => {
     // On disk now: the envelope, leased, with 5 of its 10 records settled in its name.
     const [leased] = await readdir(join(spool, 'groups/default/leased'));
     expect(leased).toMatch(/=0a-0{30}1f~/);
-    child.proc.kill('SIGKILL');
-    expect(await child.exited).toBe('SIGKILL');
-
-    const got = await waitFor(async () => {
-      await new Promise((r) => setTimeout(r, 450)); // the killed consumer's lease expires
-      const all = await drain(q);
-      return all.length > 0 ? all : null;
-    });
-    if (got === null) throw new Error('nothing came back');
+    const got = await killThenDrain(child, q);
     const byId = new Map(got.map((m) => [m.id, m]));
     expect(got).toHaveLength(7); // 2 nacked + 5 never settled
     for (const id of acked) expect(byId.has(id), `acked ${id} is never delivered again`).toBe(false);
