@@ -1,46 +1,52 @@
 /**
- * The acks of an envelope's records, one byte each in a small file of the lease, so that an ack
- * costs a 1-byte write instead of a rename of the lease's name (which held the settled bits
- * alone until 2026-11-27). An ack of record i that leaves records unsettled:
+ * The acks of an envelope's records, in a small file of the lease, so that an ack costs a short
+ * write instead of a rename of the lease's name (which held the settled bits alone until
+ * 2026-11-27). An ack of record i that leaves records unsettled:
  *
- *   lstat   groups/<group>/leased/<the lease's name>     (ENOENT: the lease was lost)
- *   pwrite  groups/<group>/.acks-<token>   byte i := 1   (opened once per lease, at its first such ack)
+ *   lstat   groups/<group>/leased/<the lease's name>             (ENOENT: the lease was lost)
+ *   pwrite  groups/<group>/.acks-<token>   at 8 × i: the token's 8 bytes   (the file opened once per lease)
  *
  * The lstat is the fence the rename was, and it comes first, so an ack of a lost lease rejects
  * with ELEASE_LOST having changed nothing, as before. A reaper takes a lease only once its
  * deadline has passed (by a rename), and reads this file after that (Leases #split), so an ack
  * resolved before the deadline always counts. What is new: an ack that races a reaper's takeover
- * of its expired lease can find the name just before the rename and write its byte after the
- * reaper read the file. It resolves, and the message is delivered again all the same, as
- * at-least-once allows for work that outlived its lease (a rename could not resolve then). The
- * last ack still unlinks the lease, a compare-and-swap as before. Like every consumer step, no
- * fsync: a power loss forgets acks, and those messages come back.
+ * of its expired lease can find the name just before the rename and write after the reaper read
+ * the file. It resolves, and the message is delivered again all the same, as at-least-once allows
+ * for work that outlived its lease (a rename could not resolve then). The last ack still unlinks
+ * the lease, a compare-and-swap as before. Like every consumer step, no fsync.
  *
- * The settled records of a leased envelope are the bits in its name together with the bytes of
- * this file. Its holder keeps its own acks in memory too, and writes them into the name whenever
- * it renames the lease (extend, release, a nack's move-out). The file is named by the lease's
- * token, which every name made from the lease keeps, a reaper's included, and it is hidden:
- * listings of the group skip it. The file of a lease that ended is kept open as a spare (emptied,
- * under a name no lease has), and the next lease's file is a spare renamed: on this ext4 without
- * a journal a file creation after deletions costs up to a millisecond (bench/README.md), and a
- * drain that created and deleted a file per part of 32 ran 1.26× slower than with a rename per
- * ack, and one that renames spares 0.70× (bench/README.md, results of 2026-11-27 from 20:24).
- * Spares are removed when the consumer closes; a crash leaves them, and stray files of leases,
- * to fsck (after an hour).
+ * A record counts as acked only where its 8 bytes are the lease's token: whatever else a block of
+ * the file holds (another lease's acks, from a spare below, or what a power loss leaves in a file
+ * without a journal: old or foreign data, zeros) is ignored, so a crash can forget acks, and their
+ * messages come back, but never invent one. A torn write is forgotten the same way.
+ *
+ * The settled records of a leased envelope are the bits in its name together with this file. Its
+ * holder keeps its own acks in memory too, and writes them into the name whenever it renames the
+ * lease (extend, release, a nack's move-out). The file is named by the lease's token, which every
+ * name made from the lease keeps, a reaper's included, and it is hidden: listings of the group
+ * skip it. The file of a lease that ended is kept open as a spare (renamed to `.acks-spare-<hex>`)
+ * and becomes the next lease's by a rename: on this ext4 without a journal a file creation after
+ * deletions costs up to a millisecond, and a drain that made and deleted a file per part of 32
+ * ran 1.26× slower than with a rename per ack (bench/README.md, results of 2026-11-27 from 20:24).
+ * A spare needs no emptying: its bytes are another token's. Spares are removed when the consumer
+ * closes; a crash leaves them, and stray files of leases, to fsck (after an hour).
  */
-import { constants as C, closeSync, fchmodSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { constants as C, closeSync, fchmodSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Modes, needsChmod } from './durable-fs.js';
+import { type Modes, needsChmod, OPEN_NO_FOLLOW } from './durable-fs.js';
+import { isErrno } from './errors.js';
 import { MAX_ENVELOPE_RECORDS, newToken, recordBit } from './names.js';
 
 const PREFIX = '.acks-';
 /** A spare's name: `.acks-spare-<random>`, never a lease's (tokens are hex). */
 const SPARE = 'spare-';
-const ACKED = Buffer.from([1]);
-/** Written over a spare to empty it: one byte per record an envelope can have. */
-const NONE_ACKED = Buffer.alloc(MAX_ENVELOPE_RECORDS);
+/** The bytes of one record's ack: the lease's token (16 hex digits, 8 bytes). */
+const STAMP_BYTES = 8;
+const TOKEN = /^[0-9a-f]{16}$/;
 /** Spares kept per group and process: a consumer holds a part or two at a time. */
 const MAX_SPARES = 4;
+/** Non-blocking: a FIFO planted at the name fails (ENXIO) or is skipped instead of hanging the caller. */
+const WRITE_FLAGS = C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 
 /** What AckFiles needs of a lease: its token, and the descriptor of its file once opened. */
 export interface AckedLease {
@@ -61,18 +67,21 @@ export function ackFileToken(name: string): string | null {
 /**
  * The records acked in the file of the lease with `token` in the group at `groupRoot`, as settled
  * bits. Every reader of a leased envelope's settled records adds these to its name's: the reaper
- * (Leases #split), stats() and fsck. 0n when there is no file, and when it cannot be read (not a
- * file, say: spoolq makes it readable to the spool's users, see #make): its acked messages are
- * then delivered again, as at-least-once allows, where a throw would stop every reap of the
- * lease, and with it the consumers' pops; a bad file must never stop the queue.
+ * (Leases #split), stats() and fsck. 0n when there is no file, and when it is not a regular file
+ * or cannot be read: its acked messages are then delivered again, as at-least-once allows, where
+ * a throw would stop every reap of the lease, and with it the consumers' pops (a bad file must
+ * never stop the queue). spoolq makes the file readable to the spool's users (#make).
  */
 export function readAcks(groupRoot: string, token: string, count: number): bigint {
-  const bytes = Buffer.alloc(count);
+  if (!TOKEN.test(token)) return 0n;
+  const stamp = Buffer.from(token, 'hex');
+  const bytes = Buffer.alloc(Math.min(count, MAX_ENVELOPE_RECORDS) * STAMP_BYTES);
   let length: number;
   try {
-    const fd = openSync(join(groupRoot, ackFileName(token)), C.O_RDONLY | C.O_NOFOLLOW);
+    const fd = openSync(join(groupRoot, ackFileName(token)), OPEN_NO_FOLLOW);
     try {
-      length = readSync(fd, bytes, 0, count, 0);
+      if (!fstatSync(fd).isFile()) return 0n;
+      length = readSync(fd, bytes, 0, bytes.length, 0);
     } finally {
       closeSync(fd);
     }
@@ -80,7 +89,9 @@ export function readAcks(groupRoot: string, token: string, count: number): bigin
     return 0n;
   }
   let settled = 0n;
-  for (let i = 0; i < length; i++) if (bytes[i] !== 0) settled |= recordBit(i);
+  for (let i = 0; (i + 1) * STAMP_BYTES <= length; i++) {
+    if (bytes.compare(stamp, 0, STAMP_BYTES, i * STAMP_BYTES, (i + 1) * STAMP_BYTES) === 0) settled |= recordBit(i);
+  }
   return settled;
 }
 
@@ -93,6 +104,8 @@ export class AckFiles {
     } catch {}
   });
   readonly #spares: Array<{ fd: number; name: string }> = [];
+  /** Set by closeSpares: from then on the file of a lease that ends is removed, not kept. */
+  #closed = false;
 
   constructor(
     private readonly groupRoot: string,
@@ -100,16 +113,17 @@ export class AckFiles {
   ) {}
 
   /**
-   * Writes the ack of record `index` into the file of `lease`, making it at the first (a spare
-   * renamed, or a new file). Throws what open or write threw: ENOENT when the group is gone,
-   * anything else (ENOSPC, EMFILE) for the caller to settle the record the old way, in its name.
+   * Writes the ack of record `index` into the file of `lease`, making it at the first. Throws what
+   * open or write threw: ENOENT when the group is gone, anything else (ENOSPC, EMFILE, not a
+   * regular file there) for the caller to settle the record the old way, in the lease's name.
    */
   write(lease: AckedLease, index: number): void {
+    if (!TOKEN.test(lease.token)) throw Object.assign(new Error(`not a token: ${lease.token}`), { code: 'EINVAL' });
     if (lease.acks === undefined) {
-      lease.acks = this.#make(this.#path(lease.token));
+      lease.acks = this.#open(this.#path(lease.token));
       this.#unreachable.register(lease, lease.acks, lease);
     }
-    writeSync(lease.acks, ACKED, 0, 1, index);
+    writeSync(lease.acks, Buffer.from(lease.token, 'hex'), 0, STAMP_BYTES, index * STAMP_BYTES);
   }
 
   /** Closes the descriptor of `lease`, if it has one: the lease is lost, and its file is its reaper's now. */
@@ -124,9 +138,9 @@ export class AckFiles {
   }
 
   /**
-   * The lease has ended, every name of it gone: its file, if this process made one, becomes a
-   * spare (emptied first, then renamed out of the lease's name), or is removed. A failure here
-   * is left for fsck (a stray file), not thrown: the lease is settled either way.
+   * The lease has ended, every name of it gone: its file, if this process opened one, becomes a
+   * spare (renamed out of the lease's name), or is removed. A failure here is left for fsck (a
+   * stray file), not thrown: the lease is settled either way.
    */
   done(lease: AckedLease): void {
     const fd = lease.acks;
@@ -134,12 +148,9 @@ export class AckFiles {
     this.#unreachable.unregister(lease);
     lease.acks = undefined;
     const path = this.#path(lease.token);
-    if (this.#spares.length < MAX_SPARES) {
+    if (!this.#closed && this.#spares.length < MAX_SPARES) {
       const name = ackFileName(SPARE + newToken());
       try {
-        // Emptied before the rename, so a file under a lease's name never holds another's acks;
-        // by a write of zeros rather than ftruncate, which frees its block (3.6 % of a drain).
-        writeSync(fd, NONE_ACKED, 0, NONE_ACKED.length, 0);
         renameSync(path, join(this.groupRoot, name));
         this.#spares.push({ fd, name });
         return;
@@ -160,8 +171,9 @@ export class AckFiles {
     } catch {}
   }
 
-  /** Closes and removes the spares: the consumer is closing. */
+  /** Closes and removes the spares, and keeps none from now on: the consumer is closing. */
   closeSpares(): void {
+    this.#closed = true;
     for (const { fd, name } of this.#spares.splice(0)) {
       try {
         closeSync(fd);
@@ -172,20 +184,34 @@ export class AckFiles {
     }
   }
 
-  /** A descriptor of an empty file at `path`: a spare renamed there, or a new file. */
-  #make(path: string): number {
-    for (let spare = this.#spares.pop(); spare !== undefined; spare = this.#spares.pop()) {
+  /**
+   * A descriptor of the file at `path`: the file itself if it is there already (this lease's,
+   * whose descriptor was closed on a loss that was not one: never replace it, it holds acks),
+   * else a spare renamed there, else a new file.
+   */
+  #open(path: string): number {
+    try {
+      return checked(openSync(path, WRITE_FLAGS));
+    } catch (error) {
+      if (!isErrno(error, 'ENOENT')) throw error;
+    }
+    while (this.#spares.length > 0) {
+      const spare = this.#spares.pop() as { fd: number; name: string };
       try {
         renameSync(join(this.groupRoot, spare.name), path);
         return spare.fd;
-      } catch {
-        // Removed meanwhile (fsck, after an hour unused), or the group is gone: try the next.
+      } catch (error) {
+        if (!isErrno(error, 'ENOENT')) {
+          this.#spares.push(spare); // the spare is fine; the name is not (a directory there, say)
+          throw error;
+        }
+        // Removed meanwhile (by fsck, after an hour unused), or the group is gone: the next one.
         try {
           closeSync(spare.fd);
         } catch {}
       }
     }
-    const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_NOFOLLOW, this.modes.file);
+    const fd = checked(openSync(path, WRITE_FLAGS | C.O_CREAT, this.modes.file));
     try {
       if (needsChmod(this.modes)) fchmodSync(fd, this.modes.file); // the umask can only remove bits
     } catch (error) {
@@ -198,4 +224,18 @@ export class AckFiles {
   #path(token: string): string {
     return join(this.groupRoot, ackFileName(token));
   }
+}
+
+/** `fd` if it is a regular file; else it is closed and an error thrown. */
+function checked(fd: number): number {
+  let file: boolean;
+  try {
+    file = fstatSync(fd).isFile();
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  if (file) return fd;
+  closeSync(fd);
+  throw Object.assign(new Error('not a regular file'), { code: 'EFTYPE' });
 }

@@ -8,6 +8,8 @@
  *   - nack of one message, the last attempt expiring, a corrupt envelope, close() with messages
  *     of an envelope not delivered yet, stats() and peek().
  */
+
+import { execFileSync } from 'node:child_process';
 import { link, mkdir, readdir, readFile, rename, rmdir, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -693,7 +695,8 @@ describe('a consumer killed part-way through an envelope', () => {
     const [leased] = await readdir(join(group, 'leased'));
     expect(leased, 'no record settled in the name').toMatch(/=0a-0{32}~/);
     const token = (leased as string).split('~')[1] as string;
-    expect([...(await readFile(join(group, `.acks-${token}`)))], 'records 0-2 acked in the file').toEqual([1, 1, 1]);
+    const stamp = Buffer.from(token, 'hex'); // an ack is the token's 8 bytes at 8 × its record
+    expect(await readFile(join(group, `.acks-${token}`)), 'records 0-2 acked in the file').toEqual(Buffer.concat([stamp, stamp, stamp]));
     expect(await q.stats()).toMatchObject({ leased: 7 });
     const got = await killThenDrain(child, q);
     expect(got.map((m) => [m.id, m.attempts])).toEqual(ids.slice(3).map((id) => [id, 2]));
@@ -712,7 +715,8 @@ describe('a consumer killed part-way through an envelope', () => {
     const group = join(spool, 'groups/default');
     const [leased] = await readdir(join(group, 'leased'));
     const token = (leased as string).split('~')[1] as string;
-    await writeFile(join(group, `.acks-${token}`), Buffer.from([1, 1, 1]));
+    const stamp = Buffer.from(token, 'hex');
+    await writeFile(join(group, `.acks-${token}`), Buffer.concat([stamp, stamp, stamp]));
     await new Promise((r) => setTimeout(r, 150));
     const other = await openQueue<number>(spool, { durability: 'none', leaseMs: 100 }); // its open reaps
     expect(await readdir(join(group, 'leased'))).toEqual([]);
@@ -720,6 +724,83 @@ describe('a consumer killed part-way through an envelope', () => {
     expect(await drain(other)).toEqual([]);
     expect(await leftovers(spool)).toEqual([]);
     await Promise.all([q.close(), other.close()]);
+  });
+
+  it("bytes in an ack file that are not the lease's token are not acks: zeros, ones, another token's", async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none', leaseMs: 100 });
+    const ids = await q.pushMany([0, 1, 2, 3]);
+    await q.pop({ timeoutMs: 0 }); // claims the envelope, never acks
+    const group = join(spool, 'groups/default');
+    const [leased] = await readdir(join(group, 'leased'));
+    const token = (leased as string).split('~')[1] as string;
+    // As a power loss can leave a file on ext4 without a journal: old blocks, other files' bytes.
+    const other = Buffer.from('0123456789abcdef', 'hex');
+    await writeFile(join(group, `.acks-${token}`), Buffer.concat([Buffer.alloc(8), Buffer.alloc(8, 1), other, Buffer.alloc(8, 0xff)]));
+    await new Promise((r) => setTimeout(r, 150));
+    const later = await openQueue<number>(spool, { durability: 'none' }); // its open reaps
+    expect((await drain(later)).map((m) => [m.id, m.attempts])).toEqual(ids.map((id) => [id, 2]));
+    expect(await leftovers(spool)).toEqual([]);
+    await Promise.all([q.close(), later.close()]);
+  });
+
+  it('a FIFO planted at an ack file hangs neither the ack (it falls back to the name) nor the reaper', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none', leaseMs: 100 });
+    const ids = await q.pushMany([0, 1, 2]);
+    const first = await q.pop({ timeoutMs: 0 });
+    const group = join(spool, 'groups/default');
+    const [leased] = await readdir(join(group, 'leased'));
+    const token = (leased as string).split('~')[1] as string;
+    execFileSync('mkfifo', [join(group, `.acks-${token}`)]);
+    await first?.ack();
+    expect(await readdir(join(group, 'leased')), 'record 0 settled in the name').toEqual([
+      (leased as string).replace(/=03-0{32}~/, `=03-${'0'.repeat(31)}1~`),
+    ]);
+    await q.pop({ timeoutMs: 0 }); // record 1, never settled
+    await new Promise((r) => setTimeout(r, 150));
+    const later = await openQueue<number>(spool, { durability: 'none' }); // its open reaps, reading the FIFO's name
+    expect((await drain(later)).map((m) => [m.id, m.attempts])).toEqual(ids.slice(1).map((id) => [id, 2]));
+    expect(await leftovers(spool)).toEqual([]);
+    await Promise.all([q.close(), later.close()]);
+  });
+
+  it('close() gives back a part with an ack in the file as settled; an ack after close() keeps no spare', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none' });
+    const ids = await q.pushMany([0, 1, 2]);
+    await (await q.pop({ timeoutMs: 0 }))?.ack(); // record 0, into the file; 1 and 2 are held, not delivered
+    await q.close(); // gives the part back: record 0 settled in its ready name
+    expect(await ackFiles(spool)).toEqual([]);
+    const again = await openQueue<number>(spool, { durability: 'none' });
+    const one = await again.pop({ timeoutMs: 0 });
+    const two = await again.pop({ timeoutMs: 0 });
+    expect([one?.id, one?.attempts, two?.id, two?.attempts]).toEqual([ids[1], 1, ids[2], 1]);
+    await again.close();
+    await one?.ack(); // after close(): into the file
+    await two?.ack(); // the last: the lease and its file go, and no spare is kept
+    expect(await leftovers(spool)).toEqual([]);
+    expect(await ackFiles(spool)).toEqual([]);
+  });
+
+  it('fsck --repair of an expired damaged lease dead-letters it with the acks of its ack file, and removes the file', async () => {
+    const spool = await spoolPath();
+    const q = await openQueue<number>(spool, { durability: 'none', leaseMs: 100 });
+    await q.pushMany([0, 1, 2]);
+    await (await q.pop({ timeoutMs: 0 }))?.ack(); // record 0, into the file
+    const group = join(spool, 'groups/default');
+    const [leased] = await readdir(join(group, 'leased'));
+    const path = join(group, 'leased', leased as string);
+    const bytes = await readFile(path);
+    bytes.writeUInt8((bytes.readUInt8(bytes.length - 1) as number) ^ 0x01, bytes.length - 1); // record 2's last byte
+    await writeFile(path, bytes);
+    await new Promise((r) => setTimeout(r, 150));
+    const report = await fsck(spool, { repair: true });
+    expect(report.problems.map((p) => p.kind)).toContain('corrupt');
+    const dead = (await readdir(join(group, 'dead'))).filter((n) => !n.endsWith('.why'));
+    expect(dead, 'record 0 settled in the dead letter name').toEqual([expect.stringMatching(new RegExp(`=03-${'0'.repeat(31)}1$`))]);
+    expect(await ackFiles(spool)).toEqual([]);
+    await q.close();
   });
 
   it('a consumer makes one ack file and renames it from part to part; close() removes it', async () => {
@@ -734,9 +815,13 @@ describe('a consumer killed part-way through an envelope', () => {
       const token = (leased as string).split('~')[1] as string;
       expect(await ackFiles(spool), `part ${part}: its lease's file, and no spare`).toEqual([`.acks-${token}`]);
       inodes.push((await stat(join(group, `.acks-${token}`))).ino);
-      // Record 32 * part acked; part 1's file holds no byte of part 0's acks: it was emptied.
-      const bytes = [...(await readFile(join(group, `.acks-${token}`)))];
-      expect(bytes.flatMap((b, i) => (b === 0 ? [] : [i]))).toEqual([32 * part]);
+      // Record 32 * part acked under this lease's token; part 1's file still holds part 0's acks,
+      // under part 0's token, which never count for part 1.
+      const bytes = await readFile(join(group, `.acks-${token}`));
+      const stamped = Array.from({ length: bytes.length / 8 }, (_, i) => i).filter((i) =>
+        bytes.subarray(8 * i, 8 * i + 8).equals(Buffer.from(token, 'hex')),
+      );
+      expect(stamped).toEqual([32 * part]);
       for (let i = 1; i < 32; i++) await (await q.pop({ timeoutMs: 0 }))?.ack();
     }
     expect(inodes[1], 'the same file').toBe(inodes[0]);
