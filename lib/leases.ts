@@ -67,6 +67,8 @@ export interface Lease {
   settled: bigint;
   /** The descriptor of the lease's ack file (ack-files.ts), from its first ack written there. */
   acks?: number;
+  /** The bytes of an ack in that file: the token's (ack-files.ts). */
+  ackStamp?: Buffer;
 }
 
 /** A record delivered from a claimed file: the only one of a message file, or one of an envelope's. */
