@@ -19,8 +19,9 @@
  *
  * An envelope (several messages in one file) is claimed, extended and reaped whole, by the same
  * renames. Its records are settled one by one: an ack of record i looks that the lease's name
- * is still there and then writes byte i of the lease's ack file (ack-files.ts says why that
- * fences as a rename of the name did), and the ack of the last one unlinks the lease. Its name holds a
+ * is still there and then writes its ack (the lease's token) at record i's place in the lease's
+ * ack file (ack-files.ts says why that fences as a rename of the name did), and the ack of the
+ * last one unlinks the lease. Its name holds a
  * settled bitmap too, which the claim and every rename of the lease write from the holder's
  * memory: what is settled is the bits of the name together with the bytes of the file. A nack of
  * record i moves that record out into a name of its own (ready/ with attempt+1, or
@@ -195,10 +196,10 @@ export class Leases {
   }
 
   /**
-   * Marks record `index` settled: an lstat of the lease's name as the fence, then a byte in its
-   * ack file (ack-files.ts); where the file cannot be written (no space, say), by renaming the
-   * lease to its name with the bit set. Unlinks the file when it was the last record. ENOENT:
-   * the lease is lost, and nothing was written.
+   * Marks record `index` settled: an lstat of the lease's name as the fence, then its ack in the
+   * lease's ack file (ack-files.ts); where the file cannot be written (no space, say), by renaming
+   * the lease to its name with the bit set. Unlinks the lease when it was the last record.
+   * ENOENT: the lease is lost, and nothing was written.
    */
   #settle(lease: Lease, index: number): void {
     const settled = lease.settled | recordBit(index);
@@ -498,7 +499,7 @@ export class Leases {
       settled: ready.settled,
     };
     renameSync(from, this.#leased(lease.name)); // ENOENT: another reaper or the owner got it first
-    // The lease's deadline has passed, so every ack resolved in time has written its byte; read
+    // The lease's deadline has passed, so every ack resolved in time is in the file; read
     // after the rename, from which no ack can start (ack-files.ts).
     lease.settled |= readAcks(this.group.root, token, ready.count);
     await this.#takeApart(lease, to); // ENOENT: another reaper took over, and needs the file
