@@ -96,7 +96,7 @@ try {
     floor: async () =>
       workload === 'push'
         ? writeFloor(await ws.dir('floor'), { count, sync: durability === 'fsync', warmUpMs: WARM_UP_MS, payload })
-        : claimFloor(await ws.dir('floor'), { count }),
+        : claimFloor(await ws.dir('floor'), { count, payload }),
     before: async () => (workload === 'push' ? sequential : drain)(builds.before, await ws.spool('before')),
     after: async () => (workload === 'push' ? sequential : drain)(builds.after, await ws.spool('after')),
   });

@@ -97,16 +97,16 @@ export async function writeFloor(dir, { count, sync, concurrency = 1, warmUpMs =
 }
 
 /** Claims, reads and deletes `count` files the raw way (one process): a consumer's floor. */
-export async function claimFloor(dir, { count }) {
+export async function claimFloor(dir, { count, payload = PAYLOAD }) {
   const dirs = await floorDirs(dir);
   const leased = join(dir, 'leased');
   mkdirSync(leased);
   try {
-    for (let i = 0; i < count; i++) await writeOne(dirs, `m${String(i).padStart(8, '0')}`, false);
+    for (let i = 0; i < count; i++) await writeOne(dirs, `m${String(i).padStart(8, '0')}`, false, payload);
   } finally {
     await dirs.close();
   }
-  const buffer = Buffer.alloc(4096);
+  const buffer = Buffer.alloc(Math.max(4096, payload.length));
   const start = nowMs();
   for (const name of readdirSync(dirs.ready).sort()) {
     renameSync(join(dirs.ready, name), join(leased, name));

@@ -123,12 +123,12 @@ export class AckFiles {
    * regular file there) for the caller to settle the record the old way, in the lease's name.
    */
   write(lease: AckedLease, index: number): void {
-    if (lease.acks === undefined || lease.ackStamp === undefined) {
+    if (lease.acks === undefined) {
       if (!TOKEN.test(lease.token)) throw Object.assign(new Error(`not a token: ${lease.token}`), { code: 'EINVAL' });
-      lease.ackStamp = Buffer.from(lease.token, 'hex');
       lease.acks = this.#open(this.#path(lease.token));
       this.#unreachable.register(lease, lease.acks, lease);
     }
+    lease.ackStamp ??= Buffer.from(lease.token, 'hex');
     writeSync(lease.acks, lease.ackStamp, 0, STAMP_BYTES, index * STAMP_BYTES);
   }
 

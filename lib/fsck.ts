@@ -450,10 +450,7 @@ class Checker {
   }
 
   async #checkLeased(group: GroupPaths): Promise<void> {
-    const names = await readdir(group.leased).catch((error) => {
-      if (isErrno(error, 'ENOENT', 'ENOTDIR')) return [] as string[];
-      throw error;
-    });
+    const names = await readdir(group.leased).catch(missingAsEmpty);
     const expired: FsckProblem[] = [];
     const leftovers = leftoverNames(names); // removed by the reap below; their records are counted in another name
     for (const name of names.sort()) {
@@ -530,15 +527,10 @@ class Checker {
    * a removal, since a listing of a large directory can miss a name renamed during it (extend).
    */
   async #checkAckFiles(group: GroupPaths): Promise<void> {
-    const list = (dir: string) =>
-      readdir(dir).catch((error) => {
-        if (isErrno(error, 'ENOENT', 'ENOTDIR')) return [] as string[]; // the group was deleted meanwhile
-        throw error;
-      });
-    const files = (await list(group.root)).filter((n) => ackFileToken(n) !== null);
+    const files = (await readdir(group.root).catch(missingAsEmpty)).filter((n) => ackFileToken(n) !== null);
     if (files.length === 0) return;
     const tokens = new Set<string>();
-    for (const name of await list(group.leased)) {
+    for (const name of await readdir(group.leased).catch(missingAsEmpty)) {
       const leased = parseLeased(name);
       if (leased) tokens.add(leased.token);
     }
@@ -557,7 +549,7 @@ class Checker {
       stale.push({ path, name, hours: ((this.#now - info.mtimeMs) / 3_600_000).toFixed(1) });
     }
     if (stale.length === 0) return;
-    for (const name of await list(group.leased)) {
+    for (const name of await readdir(group.leased).catch(missingAsEmpty)) {
       const leased = parseLeased(name);
       if (leased) tokens.add(leased.token);
     }
@@ -568,10 +560,7 @@ class Checker {
   }
 
   async #checkDead(group: GroupPaths): Promise<void> {
-    const names = await readdir(group.dead).catch((error) => {
-      if (isErrno(error, 'ENOENT', 'ENOTDIR')) return [] as string[];
-      throw error;
-    });
+    const names = await readdir(group.dead).catch(missingAsEmpty);
     const letters = new Set(names.filter((n) => !n.endsWith(WHY) && !n.startsWith('.')));
     this.#report.dead += letters.size;
     for (const name of names) {
@@ -711,6 +700,12 @@ class Checker {
 /** For a listing of what should be a directory and was reported as a stray: nothing in it. */
 function notADirectory(error: unknown): never[] {
   if (isErrno(error, 'ENOTDIR')) return [];
+  throw error;
+}
+
+/** For a listing of a group's directory: nothing in it when it is gone (the group deleted meanwhile) or not a directory. */
+function missingAsEmpty(error: unknown): never[] {
+  if (isErrno(error, 'ENOENT', 'ENOTDIR')) return [];
   throw error;
 }
 
