@@ -191,9 +191,10 @@ export class AckFiles {
   }
 
   /**
-   * A descriptor of the file at `path`: the file itself if it is there already (this lease's,
-   * whose descriptor was closed on a loss that was not one: never replace it, it holds acks),
-   * else a spare renamed there, else a new file.
+   * A descriptor of the file at `path`: the file itself if it is there already, else a spare
+   * renamed there, else a new file. The file can be there with no descriptor open when an ENOENT
+   * was taken for a lost lease (Leases #lost closes it) while the lease held on: a spare renamed
+   * over it would wipe its acks. One failing open per lease buys that.
    */
   #open(path: string): number {
     try {

@@ -398,9 +398,18 @@ export class Leases {
         await writeReason(target, to.dead, modes);
       } else {
         const dir = join(this.group.ready, formatBucket(envelope.priority, to.visibleAt, this.settings.bucketMs));
-        await ensureDir(dir, this.group.ready, sync, modes);
         const attempt = to.attempt ?? envelope.attempt + 1;
-        target = placeNew(tmp, dir, (t) => formatReady({ ...own, attempt, visibleAt: t }), to.visibleAt);
+        for (let tries = 0; ; tries++) {
+          await ensureDir(dir, this.group.ready, sync, modes);
+          try {
+            target = placeNew(tmp, dir, (t) => formatReady({ ...own, attempt, visibleAt: t }), to.visibleAt);
+            break;
+          } catch (error) {
+            // ENOENT with the copy still there: the bucket went after ensureDir (a consumer removes
+            // old empty ones), as in #moveOut. Thrown on, it read as a lost lease (ELEASE_LOST).
+            if (!isErrno(error, 'ENOENT') || tries >= 3 || !existsSync(tmp)) throw error;
+          }
+        }
       }
       if (sync) await fsyncDir(dirname(target));
       return target;

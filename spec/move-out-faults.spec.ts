@@ -4,7 +4,10 @@
  *   - the rename fails with EPERM: that is a failure of the nack, not "this file system has no
  *     hard links" (only link() failing says that), so no copy is written and nothing changes;
  *   - the rename's target is already a name of the same file (a duplicate made by some earlier
- *     fault): rename() then does nothing and succeeds, and the lease's name must go anyway.
+ *     fault): rename() then does nothing and succeeds, and the lease's name must go anyway;
+ *   - where there are no hard links (link() fails with EPERM, as on the FUSE mount of
+ *     no-hardlinks.spec.ts), the copy's bucket is removed between its mkdir and the copy's rename
+ *     into it: the nack makes it again, and does not report its lease lost.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +16,7 @@ import { openQueue } from '../lib/index.js';
 import { allRecords, formatBucket, formatReady, parseLeased, parseReady, recordBit } from '../lib/names.js';
 import { cleanup, listFiles, spoolPath } from './helpers.js';
 
-const hook: { renameSync?: (from: string, to: string) => void } = {};
+const hook: { renameSync?: (from: string, to: string) => void; linkSync?: (from: string, to: string) => void } = {};
 
 vi.mock('node:fs', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs')>();
@@ -23,11 +26,16 @@ vi.mock('node:fs', async (importOriginal) => {
       hook.renameSync?.(String(from), String(to));
       return real.renameSync(from, to);
     },
+    linkSync: (from: string, to: string) => {
+      hook.linkSync?.(String(from), String(to));
+      return real.linkSync(from, to);
+    },
   };
 });
 
 afterEach(async () => {
   hook.renameSync = undefined;
+  hook.linkSync = undefined;
   vi.restoreAllMocks();
   await cleanup();
 });
@@ -105,4 +113,39 @@ it("a move-out whose target is already a name of the same file removes the lease
   }
   expect(got.sort()).toEqual([...ids].sort());
   await r.close();
+});
+
+it('without hard links, a nack whose bucket is removed just before its copy lands makes the bucket again: not ELEASE_LOST', async () => {
+  const { spool, q, ids, m, leasedDir } = await firstOfThree();
+  const noLinks = (from: string) => {
+    throw Object.assign(new Error(`EPERM: operation not permitted, link '${from}'`), { code: 'EPERM', syscall: 'link' });
+  };
+  hook.linkSync = noLinks;
+  let removed = '';
+  hook.renameSync = (from, to) => {
+    // The copy's rename from tmp/ into its ready/ bucket: remove that (empty) bucket first, once.
+    if (removed === '' && from.includes('/tmp/') && to.includes('/ready/')) {
+      removed = join(to, '..');
+      fs.rmdirSync(removed);
+    }
+  };
+  await m.nack({ delayMs: 0 });
+  hook.linkSync = undefined;
+  hook.renameSync = undefined;
+  expect(removed, 'the bucket was removed under the copy').not.toBe('');
+  const back = (await listFiles(join(spool, 'groups/default/ready'))).filter((f) => !f.endsWith('/'));
+  expect(back, 'the copy is in the bucket made again').toHaveLength(1);
+  expect(back[0]?.startsWith(`${removed.slice(join(spool, 'groups/default/ready').length + 1)}/`)).toBe(true);
+  expect(parseReady(back[0]?.split('/').at(-1) as string)).toMatchObject({ id: m.id, attempt: 2 });
+  const left = fs.readdirSync(leasedDir).filter((f) => !f.startsWith('.'));
+  expect(left, 'the lease holds the rest').toHaveLength(1);
+  expect(parseReady(parseLeased(left[0] as string)?.ready as string)?.settled).toBe(recordBit(0));
+  // Every message once: the nacked one again, then b and c.
+  const got: string[] = [];
+  for (let n = await q.pop({ timeoutMs: 0 }); n; n = await q.pop({ timeoutMs: 0 })) {
+    got.push(n.id);
+    await n.ack();
+  }
+  expect(got.sort()).toEqual([...ids].sort());
+  await q.close();
 });
