@@ -9,12 +9,12 @@
  *     of an envelope not delivered yet, stats() and peek().
  */
 
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { link, mkdir, readdir, readFile, rename, rmdir, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fsck, openQueue, peek } from '../lib/index.js';
-import { cleanup, listFiles, runFixture, spoolPath, waitFor } from './helpers.js';
+import { cleanup, FIXTURES, listFiles, runFixture, spoolPath, waitFor } from './helpers.js';
 import { checkSpoolFile, READY_NAME } from './validate-file.js';
 
 afterEach(cleanup);
@@ -746,23 +746,14 @@ describe('a consumer killed part-way through an envelope', () => {
 
   it('a FIFO planted at an ack file hangs neither the ack (it falls back to the name) nor the reaper', async () => {
     const spool = await spoolPath();
-    const q = await openQueue<number>(spool, { durability: 'none', leaseMs: 100 });
-    const ids = await q.pushMany([0, 1, 2]);
-    const first = await q.pop({ timeoutMs: 0 });
-    const group = join(spool, 'groups/default');
-    const [leased] = await readdir(join(group, 'leased'));
-    const token = (leased as string).split('~')[1] as string;
-    execFileSync('mkfifo', [join(group, `.acks-${token}`)]);
-    await first?.ack();
-    expect(await readdir(join(group, 'leased')), 'record 0 settled in the name').toEqual([
-      (leased as string).replace(/=03-0{32}~/, `=03-${'0'.repeat(31)}1~`),
-    ]);
-    await q.pop({ timeoutMs: 0 }); // record 1, never settled
-    await new Promise((r) => setTimeout(r, 150));
-    const later = await openQueue<number>(spool, { durability: 'none' }); // its open reaps, reading the FIFO's name
-    expect((await drain(later)).map((m) => [m.id, m.attempts])).toEqual(ids.slice(1).map((id) => [id, 2]));
+    // In a child (fixtures/fifo-ack.mjs): an open that blocked would hang this process whole.
+    const run = spawnSync(process.execPath, [join(FIXTURES, 'fifo-ack.mjs'), spool], { encoding: 'utf8', timeout: 20_000 });
+    expect(run.signal, 'the child was not killed on its timeout: nothing hung').toBeNull();
+    expect(run.status, run.stderr).toBe(0);
+    const { ids, leased, afterAck, drained } = JSON.parse(run.stdout.trim().split('\n').pop() as string);
+    expect(afterAck, 'record 0 settled in the name').toEqual([leased.replace(/=03-0{32}~/, `=03-${'0'.repeat(31)}1~`)]);
+    expect(drained, 'records 1 and 2 come back after the reap, record 0 does not').toEqual(ids.slice(1).map((id: string) => [id, 2]));
     expect(await leftovers(spool)).toEqual([]);
-    await Promise.all([q.close(), later.close()]);
   });
 
   it('close() gives back a part with an ack in the file as settled; an ack after close() keeps no spare', async () => {
