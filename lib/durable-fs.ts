@@ -79,6 +79,21 @@ export async function fsyncDir(path: string): Promise<void> {
 }
 
 /**
+ * fsyncDir of a bucket of ready/. A bucket that is gone by the time of its fsync was removed by
+ * rmdir, which only succeeds on an empty directory (consumers remove old empty buckets): every
+ * message renamed or linked into it was already claimed or purged, so there is nothing left in it
+ * to make durable (and a ready/ that is gone went with its group). Any other error is a
+ * durability failure.
+ */
+export async function fsyncBucket(path: string): Promise<void> {
+  try {
+    await fsyncDir(path);
+  } catch (error) {
+    if (!isErrno(error, 'ENOENT')) throw error;
+  }
+}
+
+/**
  * fsyncDir on the JS thread, for the one step that must not let other work of this process in
  * between (an envelope's move-out, leases.ts): it holds the event loop for the flush.
  */

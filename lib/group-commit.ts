@@ -9,11 +9,14 @@
  * the committer stays failed, so the queue refuses further publishes (fail-stop).
  */
 
-import { fsyncDir } from './durable-fs.js';
-import { DurabilityError, isErrno } from './errors.js';
+import { fsyncBucket } from './durable-fs.js';
+import { DurabilityError } from './errors.js';
 
 export interface CommitRequest {
-  /** Directories whose entries changed and must be fsynced before the publish resolves. */
+  /**
+   * Directories whose entries changed and must be fsynced before the publish resolves: buckets of
+   * ready/, and ready/ itself where a bucket was made. One that is gone has nothing left to sync (fsyncBucket).
+   */
   dirs: Iterable<string>;
   /** Doorbell directories to ring once the round's directory fsyncs are under way. */
   doorbells: Iterable<string>;
@@ -63,7 +66,7 @@ export class GroupCommit {
         for (const d of p.dirs) dirs.add(d);
         for (const d of p.doorbells) doorbells.add(d);
       }
-      const flushed = Promise.all([...dirs].map((d) => fsyncDirIfPresent(d)));
+      const flushed = Promise.all([...dirs].map((d) => fsyncBucket(d)));
       // Rung while the flushes run, not after: the names are visible already (a consumer's scan
       // could find them now), a ring only says so, and the JS thread is idle until the flushes
       // are done. A consumer wakes a flush earlier, and the rename is off the publish's path.
@@ -89,18 +92,5 @@ export class GroupCommit {
       for (const p of round) p.resolve();
     }
     this.#running = false;
-  }
-}
-
-/**
- * A bucket that is gone by the time of its fsync was removed by rmdir, which only succeeds on
- * an empty directory: every message linked into it was already claimed or purged, so there is
- * nothing left in it to make durable. Any other error is a durability failure.
- */
-async function fsyncDirIfPresent(dir: string): Promise<void> {
-  try {
-    await fsyncDir(dir);
-  } catch (error) {
-    if (!isErrno(error, 'ENOENT')) throw error;
   }
 }

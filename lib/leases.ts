@@ -38,7 +38,17 @@ import { readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AckFiles, readAcks } from './ack-files.js';
 import { type DeadCode, moveToDead, removeReason, writeReason } from './dead-letters.js';
-import { ensureDir, exists, fsyncDir, fsyncDirSync, type Modes, NO_LINK_CODES, unlinkIfPresent, writeNewFile } from './durable-fs.js';
+import {
+  ensureDir,
+  exists,
+  fsyncBucket,
+  fsyncDir,
+  fsyncDirSync,
+  type Modes,
+  NO_LINK_CODES,
+  unlinkIfPresent,
+  writeNewFile,
+} from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
 import { CorruptFileError, envelopeParts } from './message-file.js';
@@ -331,7 +341,8 @@ export class Leases {
       } catch (error) {
         if (restName !== null) unlinkIfPresent(this.#leased(restName)); // the lease still holds every record
         // ENOENT with the lease still there: the bucket is missing (a consumer removes old empty ones).
-        if (!isErrno(error, 'ENOENT') || dead || tries >= 3 || !existsSync(from)) throw error;
+        if (!isErrno(error, 'ENOENT') || dead || !existsSync(from)) throw error;
+        if (tries >= 3) throw bucketKeptGoing(error);
         await ensureDir(dir, this.group.ready, sync, modes);
         continue;
       }
@@ -344,15 +355,17 @@ export class Leases {
     }
     if (dead) await writeReason(target, to.dead, modes);
     // The rename's two sides: its target, and its source in leased/, so that after a power loss
-    // the record is not in both.
-    if (sync) await Promise.all([fsyncDir(dir), fsyncDir(this.group.leased)]);
+    // the record is not in both. A bucket gone by then was emptied by a claim (fsyncBucket).
+    if (sync) await Promise.all([dead ? fsyncDir(dir) : fsyncBucket(dir), fsyncDir(this.group.leased)]);
   }
 
   /**
    * #moveOut where the file system has no hard links: writes the record out as a file of its own
    * (complete and, with sync, durable first), then sets its bit. A process killed between the two
    * leaves the record in both, and the next reaper writes it again: a duplicate with the same
-   * attempt, which the links avoid. Throws ENOENT when the lease is gone, having taken back its copy.
+   * attempt, which the links avoid. Throws ENOENT when the lease is gone, having taken back its
+   * copy; a bucket removed under the copy is not that (#writeOut makes it again, or, once the copy
+   * was claimed from it, has nothing left there to fsync).
    */
   async #copyOut(lease: Lease, index: number, record: ReadRecord, to: WriteOutTarget): Promise<void> {
     lstatSync(this.#leased(lease.name)); // still ours? A lost lease must change nothing, so look before writing
@@ -407,11 +420,12 @@ export class Leases {
           } catch (error) {
             // ENOENT with the copy still there: the bucket went after ensureDir (a consumer removes
             // old empty ones), as in #moveOut. Thrown on, it read as a lost lease (ELEASE_LOST).
-            if (!isErrno(error, 'ENOENT') || tries >= 3 || !existsSync(tmp)) throw error;
+            if (!isErrno(error, 'ENOENT') || !existsSync(tmp)) throw error;
+            if (tries >= 3) throw bucketKeptGoing(error);
           }
         }
       }
-      if (sync) await fsyncDir(dirname(target));
+      if (sync) await ('dead' in to ? fsyncDir : fsyncBucket)(dirname(target)); // a bucket gone by then: see #moveOut
       return target;
     } finally {
       try {
@@ -669,7 +683,8 @@ export class Leases {
         return target;
       } catch (error) {
         // ENOENT: either the source is gone (the lease was lost) or the bucket is missing.
-        if (!isErrno(error, 'ENOENT') || tries >= 3 || !(await exists(from))) throw error;
+        if (!isErrno(error, 'ENOENT') || !(await exists(from))) throw error;
+        if (tries >= 3) throw bucketKeptGoing(error);
         await ensureDir(bucket, this.group.ready, this.settings.sync, this.settings.modes);
       }
     }
@@ -688,6 +703,14 @@ export class Leases {
       `Cannot ${action}: the lease was lost (it expired and the message was returned to the queue, or it was settled elsewhere). Nothing was changed; the message will be or was delivered again. Use a longer leaseMs or extend() long work`,
     );
   }
+}
+
+/**
+ * A bucket of ready/ was removed each of the four times it was made, while the message to go
+ * into it was still there: a storage error, not ENOENT, which the caller would take for a lost lease.
+ */
+function bucketKeptGoing(error: unknown): unknown {
+  return storageError(error, 'move a message into its bucket of ready/, removed again each time it was made');
 }
 
 /** link() failed with one of NO_LINK_CODES: this file system has no hard links here (#moveOut). */

@@ -746,7 +746,8 @@ describe('a consumer killed part-way through an envelope', () => {
 
   it('a FIFO planted at an ack file hangs neither the ack (it falls back to the name) nor the reaper', async () => {
     const spool = await spoolPath();
-    // In a child (fixtures/fifo-ack.mjs): an open that blocked would hang this process whole.
+    // In a child (fixtures/fifo-ack.mjs, on dist/: `npm test` builds first): an open that blocked
+    // would hang this process whole.
     const run = spawnSync(process.execPath, [join(FIXTURES, 'fifo-ack.mjs'), spool], { encoding: 'utf8', timeout: 20_000 });
     expect(run.signal, 'the child was not killed on its timeout: nothing hung').toBeNull();
     expect(run.status, run.stderr).toBe(0);
