@@ -354,7 +354,11 @@ describe.skipIf(cannotMount !== null)('power loss: loop ext4 image (commit=60) c
       // and leased/ (leases.ts #moveOut), and only then resolves. So every message whose nack
       // resolved before the cut comes back with a higher attempt, and none comes twice with the
       // same attempt (a move-out whose record is in two places gives that). The consumer's claims
-      // and acks are not synced (at-least-once: an acked message may come back).
+      // and acks are not synced (at-least-once: an acked message may come back). Its acks of
+      // records of an envelope are writes of the lease's token into the lease's ack file
+      // (ack-files.ts), a file reused from part to part: what a cut leaves there can forget an ack,
+      // never invent one. An invented ack would show below as a message neither acked before the
+      // cut nor delivered from the copy.
       //
       // Without a journal a rename between two directories is not atomic on disk: a claim whose
       // leased/ side a later nack's fsync made durable, and whose ready/ side nothing did, leaves
