@@ -38,17 +38,7 @@ import { readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AckFiles, readAcks } from './ack-files.js';
 import { type DeadCode, moveToDead, removeReason, writeReason } from './dead-letters.js';
-import {
-  ensureDir,
-  exists,
-  fsyncBucket,
-  fsyncDir,
-  fsyncDirSync,
-  type Modes,
-  NO_LINK_CODES,
-  unlinkIfPresent,
-  writeNewFile,
-} from './durable-fs.js';
+import { ensureDir, fsyncBucket, fsyncDir, fsyncDirSync, type Modes, NO_LINK_CODES, unlinkIfPresent, writeNewFile } from './durable-fs.js';
 import { isErrno, LeaseLostError, storageError } from './errors.js';
 import type { GroupPaths } from './layout.js';
 import { CorruptFileError, envelopeParts } from './message-file.js';
@@ -412,18 +402,9 @@ export class Leases {
       } else {
         const dir = join(this.group.ready, formatBucket(envelope.priority, to.visibleAt, this.settings.bucketMs));
         const attempt = to.attempt ?? envelope.attempt + 1;
-        for (let tries = 0; ; tries++) {
-          await ensureDir(dir, this.group.ready, sync, modes);
-          try {
-            target = placeNew(tmp, dir, (t) => formatReady({ ...own, attempt, visibleAt: t }), to.visibleAt);
-            break;
-          } catch (error) {
-            // ENOENT with the copy still there: the bucket went after ensureDir (a consumer removes
-            // old empty ones), as in #moveOut. Thrown on, it read as a lost lease (ELEASE_LOST).
-            if (!isErrno(error, 'ENOENT') || !existsSync(tmp)) throw error;
-            if (tries >= 3) throw bucketKeptGoing(error);
-          }
-        }
+        target = await this.#intoBucket(dir, tmp, () =>
+          placeNew(tmp, dir, (t) => formatReady({ ...own, attempt, visibleAt: t }), to.visibleAt),
+        );
       }
       if (sync) await ('dead' in to ? fsyncDir : fsyncBucket)(dirname(target)); // a bucket gone by then: see #moveOut
       return target;
@@ -677,13 +658,24 @@ export class Leases {
   async #requeue(from: string, ready: ReadyName, visibleAt: number, attempt = ready.attempt + 1): Promise<string> {
     const bucket = join(this.group.ready, formatBucket(ready.priority, visibleAt, this.settings.bucketMs));
     const target = join(bucket, formatReady({ ...ready, visibleAt, attempt }));
+    return this.#intoBucket(bucket, from, () => {
+      renameSync(from, target);
+      return target;
+    });
+  }
+
+  /**
+   * Runs `place`, which moves `source` into `bucket` of ready/, and returns what it returns. ENOENT
+   * with `source` still there means the bucket is missing (not made yet, or removed: consumers
+   * remove old empty ones): it is made, and `place` runs again, four times in all. ENOENT with
+   * `source` gone is thrown as it is (a lease that was lost). #moveOut does the same in its own loop.
+   */
+  async #intoBucket<R>(bucket: string, source: string, place: () => R): Promise<R> {
     for (let tries = 0; ; tries++) {
       try {
-        renameSync(from, target);
-        return target;
+        return place();
       } catch (error) {
-        // ENOENT: either the source is gone (the lease was lost) or the bucket is missing.
-        if (!isErrno(error, 'ENOENT') || !(await exists(from))) throw error;
+        if (!isErrno(error, 'ENOENT') || !existsSync(source)) throw error;
         if (tries >= 3) throw bucketKeptGoing(error);
         await ensureDir(bucket, this.group.ready, this.settings.sync, this.settings.modes);
       }
