@@ -354,8 +354,8 @@ class Checker {
   async #checkGroup(group: GroupPaths): Promise<void> {
     if (!(await this.#checkGroupDirs(group))) return;
     await this.#checkReady(group);
-    await this.#checkLeased(group);
-    await this.#checkAckFiles(group);
+    const leasedNames = await this.#checkLeased(group);
+    await this.#checkAckFiles(group, leasedNames);
     await this.#checkDead(group);
     await this.#checkTopics(group);
   }
@@ -449,7 +449,8 @@ class Checker {
     }
   }
 
-  async #checkLeased(group: GroupPaths): Promise<void> {
+  /** Checks leased/; resolves to the names it listed (before any reap), for #checkAckFiles. */
+  async #checkLeased(group: GroupPaths): Promise<string[]> {
     const names = await readdir(group.leased).catch(missingAsEmpty);
     const expired: FsckProblem[] = [];
     const leftovers = leftoverNames(names); // removed by the reap below; their records are counted in another name
@@ -503,7 +504,7 @@ class Checker {
         );
       }
     }
-    if (!this.#settings.repair || expired.length === 0) return;
+    if (!this.#settings.repair || expired.length === 0) return names;
     const leases = new Leases(group, {
       leaseMs: DEFAULTS.leaseMs,
       maxAttempts: this.#settings.maxAttempts,
@@ -516,24 +517,28 @@ class Checker {
     await leases.reap(this.#now);
     for (const problem of expired) problem.repaired = !(await exists(join(this.#root, problem.path)));
     await new DoorbellRinger(this.#spool.modes).ring(group.doorbell); // wake waiting consumers
+    return names;
   }
 
   /**
    * The ack files (ack-files.ts) whose lease has no name left in leased/, and that were last
    * written over an hour ago: left by a consumer that died (between the end of a lease and the
-   * removal of its file, or holding spares), or by an ack that raced a reaper's takeover. Listed
-   * before leased/, so a lease claimed in between is not missed (its file comes after its name);
-   * a live lease written to within the hour is never touched, and leased/ is listed again before
-   * a removal, since a listing of a large directory can miss a name renamed during it (extend).
+   * removal of its file, or holding spares), or by an ack that raced a reaper's takeover. A file
+   * whose token is in `leasedNames` (#checkLeased's listing) is a live lease's; one made after that
+   * listing, by a claim, is fresh. A listing of a large directory can miss a name renamed during it
+   * (an extend), so leased/ is listed again before a removal.
    */
-  async #checkAckFiles(group: GroupPaths): Promise<void> {
+  async #checkAckFiles(group: GroupPaths, leasedNames: readonly string[]): Promise<void> {
     const files = (await readdir(group.root).catch(missingAsEmpty)).filter((n) => ackFileToken(n) !== null);
     if (files.length === 0) return;
     const tokens = new Set<string>();
-    for (const name of await readdir(group.leased).catch(missingAsEmpty)) {
-      const leased = parseLeased(name);
-      if (leased) tokens.add(leased.token);
-    }
+    const addTokens = (names: readonly string[]) => {
+      for (const name of names) {
+        const leased = parseLeased(name);
+        if (leased) tokens.add(leased.token);
+      }
+    };
+    addTokens(leasedNames);
     const stale: Array<{ path: string; name: string; hours: string }> = [];
     for (const name of files) {
       if (tokens.has(ackFileToken(name) as string)) continue;
@@ -549,10 +554,7 @@ class Checker {
       stale.push({ path, name, hours: ((this.#now - info.mtimeMs) / 3_600_000).toFixed(1) });
     }
     if (stale.length === 0) return;
-    for (const name of await readdir(group.leased).catch(missingAsEmpty)) {
-      const leased = parseLeased(name);
-      if (leased) tokens.add(leased.token);
-    }
+    addTokens(await readdir(group.leased).catch(missingAsEmpty));
     for (const { path, name, hours } of stale) {
       if (tokens.has(ackFileToken(name) as string)) continue;
       await this.#removable('stale-tmp', path, group, `an ack file of no lease, last written ${hours} h ago`);
