@@ -83,9 +83,8 @@ export function readAcks(groupRoot: string, token: string, count: number): bigin
   const bytes = Buffer.alloc(Math.min(count, MAX_ENVELOPE_RECORDS) * STAMP_BYTES);
   let length: number;
   try {
-    const fd = openSync(join(groupRoot, ackFileName(token)), OPEN_NO_FOLLOW);
+    const fd = checked(openSync(join(groupRoot, ackFileName(token)), OPEN_NO_FOLLOW));
     try {
-      if (!fstatSync(fd).isFile()) return 0n;
       length = readSync(fd, bytes, 0, bytes.length, 0);
     } finally {
       closeSync(fd);
